@@ -1,0 +1,25 @@
+# Two commands on a fresh machine: `make demo` and `make test` (both install what they need first).
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= demo_output
+
+.PHONY: install demo test lint bench clean
+
+install:
+	bash scripts/install.sh
+
+demo: install
+	$(PY) -m pyiron_mlip_tradeoff.cli demo --output $(DEMO_DIR)
+
+test: install
+	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+lint:
+	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks
+
+bench: install
+	$(PY) benchmarks/ladder_cost.py
+
+clean:
+	rm -rf $(DEMO_DIR) .pytest_cache
