@@ -1,0 +1,43 @@
+"""Shared plumbing of the package's pyiron jobs: structures in ``job.input`` stored as plain arrays in HDF5."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ase import Atoms
+from pyiron_base import PythonTemplateJob
+
+from ..dataset import arrays_to_atoms, atoms_to_arrays
+
+__all__ = ["StructureInputJob"]
+
+_PACKED = "__packed_structures__"
+
+
+class StructureInputJob(PythonTemplateJob):
+    """A ``PythonTemplateJob`` whose ``input.structures`` (ASE or pyiron structures) survive ``to_hdf``/``from_hdf``.
+
+    The list is written as flat arrays (numbers, positions in Å, cells in Å, pbc, n_atoms) and read back as ASE
+    ``Atoms``. Subclasses validate input in :meth:`validate_ready_to_run`, which pyiron calls before the job is
+    saved or run, so bad input never creates a job in the database.
+    """
+
+    def to_hdf(self, hdf=None, group_name=None) -> None:
+        structures = self.input.get("structures")
+        packed = isinstance(structures, (list, tuple)) and all(isinstance(s, Atoms) for s in structures)
+        if packed:
+            self.input.structures = {_PACKED: True, **atoms_to_arrays(list(structures))}
+        try:
+            super().to_hdf(hdf=hdf, group_name=group_name)
+        finally:
+            if packed:
+                self.input.structures = list(structures)
+
+    def from_hdf(self, hdf=None, group_name=None) -> None:
+        super().from_hdf(hdf=hdf, group_name=group_name)
+        self._unpack_structures()
+
+    def _unpack_structures(self) -> None:
+        stored = self.input.get("structures")
+        if isinstance(stored, Mapping) and _PACKED in stored:
+            self.input.structures = arrays_to_atoms(stored)

@@ -1,0 +1,323 @@
+"""The precision ladder: the same structures computed at several DFT precision levels, one file per calculation.
+
+Each (structure, level) pair is a *unit*. Its result is written to ``<workdir>/units/c<config>_L<level>.json``
+the moment it finishes (atomically), together with a fingerprint of structure, level and engine settings.
+Running the ladder again skips every unit whose file exists with a matching fingerprint, so an interrupted
+ladder (even one killed with ``kill -9``) resumes where it stopped and recomputes nothing that finished.
+A unit that failed (SCF not converged, engine error, crashed worker) is stored as failed with its message and
+is not retried unless asked (``retry_failed=True``).
+
+Nothing in this module imports pyiron; :class:`pyiron_mlip_tradeoff.jobs.ladder.PrecisionLadder` wraps it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from .dataset import LadderDataset
+from .dft.base import CalculationResult, InputError, check_structures, structure_fingerprint
+from .dft.worker import SINGLE_THREAD_ENV, task_dict, write_json_atomic
+from .precision import PrecisionLevel, resolve_levels
+
+__all__ = [
+    "ENGINES", "LadderResults", "LadderUnit", "collect_ladder", "plan_units", "run_ladder", "validate_ladder_input",
+]
+
+ENGINES = ("gpaw", "vasp")
+
+#: a runner computes one unit in the calling process (used for engines driven through pyiron, e.g. VASP)
+Runner = Callable[["LadderUnit", Atoms], CalculationResult]
+
+
+@dataclass(frozen=True)
+class LadderUnit:
+    """One (structure, level) calculation of a ladder."""
+
+    config: int
+    level: PrecisionLevel
+    path: Path
+    fingerprint: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+def validate_ladder_input(
+    structures: Sequence[Atoms],
+    levels: Iterable[int | PrecisionLevel],
+    engine: str = "gpaw",
+    engine_options: dict | None = None,
+    cores: int = 1,
+) -> tuple[list[Atoms], list[PrecisionLevel], dict]:
+    """Check everything about a ladder before any DFT starts; returns (structures, levels, engine options).
+
+    Raises:
+        InputError: empty structure list, atoms closer than 0.5 Å, a non-periodic or cell-less structure, an unknown
+            level number, a non-positive cutoff or k-spacing, an unknown engine or engine option, a non-positive core
+            count, or (GPAW) an element without an installed PAW setup.
+    """
+    if engine not in ENGINES:
+        raise InputError(f"unknown DFT engine {engine!r}; choose one of {list(ENGINES)}")
+    if isinstance(cores, bool) or not isinstance(cores, (int, np.integer)) or cores < 1:
+        raise InputError(f"cores must be a positive integer, got {cores!r}")
+    structures = list(structures) if structures is not None else []
+    check_structures(structures)
+    try:
+        resolved = resolve_levels(levels)
+    except (ValueError, TypeError) as err:
+        raise InputError(str(err)) from err
+    options = dict(engine_options or {})
+    if engine == "gpaw":
+        from .dft.gpaw import check_engine_options, missing_setups
+
+        options = check_engine_options(options)
+        symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
+        missing = missing_setups(symbols, xc=options.get("xc", "PBE"))
+        if missing:
+            raise InputError(
+                f"no GPAW PAW setup installed for {missing} (looked in gpaw-data and GPAW_SETUP_PATH); "
+                "install one or remove those structures"
+            )
+    return structures, resolved, options
+
+
+def plan_units(
+    structures: Sequence[Atoms], levels: Sequence[PrecisionLevel], workdir: str | os.PathLike, engine: str,
+    engine_options: dict | None = None,
+) -> list[LadderUnit]:
+    """All units of a ladder, level by level (cheap levels first when given in ladder order)."""
+    unit_dir = Path(workdir) / "units"
+    return [
+        LadderUnit(
+            config=c,
+            level=level,
+            path=unit_dir / f"c{c:05d}_L{level.level}.json",
+            fingerprint=structure_fingerprint(atoms, level, engine, engine_options),
+        )
+        for level in levels
+        for c, atoms in enumerate(structures)
+    ]
+
+
+def load_unit(unit: LadderUnit) -> CalculationResult | None:
+    """The stored result of ``unit``, or ``None`` if it has not finished (or was computed for other input)."""
+    try:
+        data = json.loads(unit.path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if data.get("fingerprint") != unit.fingerprint:
+        return None
+    return CalculationResult.from_dict(data)
+
+
+def _store(unit: LadderUnit, result: CalculationResult) -> None:
+    data = result.to_dict()
+    data["fingerprint"] = unit.fingerprint
+    unit.path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(unit.path, data)
+
+
+def run_unit_in_worker(
+    unit: LadderUnit, atoms: Atoms, engine: str, options: dict, timeout: float | None = None
+) -> CalculationResult:
+    """Compute one unit in a fresh single-threaded Python process and return its result.
+
+    A worker that crashes, is killed or exceeds ``timeout`` seconds yields a failed result with the reason.
+    """
+    unit.path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env.update(SINGLE_THREAD_ENV)
+    with tempfile.TemporaryDirectory(dir=unit.path.parent, prefix=f".{unit.name}.") as tmp:
+        task_path, result_path = Path(tmp) / "task.json", Path(tmp) / "result.json"
+        task_path.write_text(json.dumps(task_dict(atoms, unit.level, engine, options, unit.fingerprint)))
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "pyiron_mlip_tradeoff.dft.worker", str(task_path), str(result_path)],
+                env=env, capture_output=True, text=True, timeout=timeout, cwd=tmp,
+            )
+            message = f"worker exited with code {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+        except subprocess.TimeoutExpired:
+            message = f"calculation exceeded the time limit of {timeout} s"
+        if result_path.exists():
+            return CalculationResult.from_dict(json.loads(result_path.read_text()))
+    return CalculationResult.failure(
+        len(atoms), unit.level.kpoint_mesh(atoms.get_cell()[:]), message,
+        wall_seconds=time.perf_counter() - start, engine=engine,
+    )
+
+
+def run_ladder(
+    structures: Sequence[Atoms],
+    levels: Iterable[int | PrecisionLevel],
+    workdir: str | os.PathLike,
+    engine: str = "gpaw",
+    cores: int = 1,
+    engine_options: dict | None = None,
+    retry_failed: bool = False,
+    runner: Runner | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+    on_result: Callable[[LadderUnit, CalculationResult], None] | None = None,
+) -> LadderResults:
+    """Compute every (structure, level) unit not yet stored in ``workdir`` and return the whole ladder.
+
+    Args:
+        structures: ASE/pyiron structures (periodic, no atoms closer than 0.5 Å).
+        levels: level numbers of the reference ladder or :class:`PrecisionLevel` objects.
+        workdir: folder where each unit's result is stored as it finishes.
+        engine: ``"gpaw"`` (run in worker processes) or ``"vasp"`` (needs ``runner``).
+        cores: number of calculations run side by side, each single-threaded (GPAW).
+        engine_options: engine keywords (GPAW: ``maxiter``, ``convergence``, ``xc``, ``symmetry``, ``txt``).
+        retry_failed: recompute units stored as failed.
+        runner: computes a unit in this process instead of in a worker (how the VASP engine is driven).
+        timeout: seconds after which a worker calculation is abandoned as failed (GPAW).
+        progress: show a tqdm progress bar.
+        on_result: called after each newly finished unit (e.g. to log it).
+
+    Returns:
+        :class:`LadderResults` of all units (``.to_dataset()`` gives the :class:`LadderDataset`; failed units are
+        NaN and marked in ``failed``).
+    """
+    structures, resolved, options = validate_ladder_input(structures, levels, engine, engine_options, cores)
+    if engine != "gpaw" and runner is None:
+        raise InputError(f"engine {engine!r} needs a runner (use the PrecisionLadder job for VASP)")
+    units = plan_units(structures, resolved, workdir, engine, options)
+    todo = []
+    for unit in units:
+        stored = load_unit(unit)
+        if stored is None or (retry_failed and stored.failed):
+            todo.append(unit)
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="precision ladder", unit="calc")
+
+    def finish(unit: LadderUnit, result: CalculationResult) -> None:
+        _store(unit, result)
+        if on_result is not None:
+            on_result(unit, result)
+        if bar is not None:
+            bar.update(1)
+
+    try:
+        if runner is not None:
+            for unit in todo:
+                finish(unit, runner(unit, structures[unit.config]))
+        elif cores == 1:
+            for unit in todo:
+                finish(unit, run_unit_in_worker(unit, structures[unit.config], engine, options, timeout))
+        else:
+            with ThreadPoolExecutor(max_workers=int(cores)) as pool:
+                futures = {
+                    pool.submit(run_unit_in_worker, unit, structures[unit.config], engine, options, timeout): unit
+                    for unit in todo
+                }
+                for future in as_completed(futures):
+                    finish(futures[future], future.result())
+    finally:
+        if bar is not None:
+            bar.close()
+    results = collect_ladder(structures, resolved, workdir, engine, options)
+    if results.pending:
+        raise RuntimeError(f"{len(results.pending)} ladder unit(s) have no result after the run: {results.pending[:5]}")
+    return results
+
+
+@dataclass
+class LadderResults:
+    """Arrays of a (possibly partial) ladder, levels × configurations; see :mod:`pyiron_mlip_tradeoff.dataset`.
+
+    Besides the dataset arrays it keeps the engine-side bookkeeping: CPU seconds, SCF iterations, the zero-width
+    energy, one message per unit (``""`` for success, the error for a failure, ``"not computed"`` if pending).
+    """
+
+    structures: list[Atoms]
+    levels: list[PrecisionLevel]
+    energy: np.ndarray
+    energy_zero_width: np.ndarray
+    forces: np.ndarray
+    stress: np.ndarray
+    seconds: np.ndarray
+    core_seconds: np.ndarray
+    kmesh: np.ndarray
+    scf_iterations: np.ndarray
+    failed: np.ndarray
+    messages: list[list[str]]
+    pending: list[str]
+    metadata: dict
+
+    def to_dataset(self) -> LadderDataset:
+        """The :class:`LadderDataset` (failed and pending units NaN and marked failed)."""
+        return LadderDataset(
+            self.structures, self.energy, self.forces, levels=self.levels, seconds=self.seconds,
+            stress=self.stress, kmesh=self.kmesh, failed=self.failed, metadata=self.metadata,
+        )
+
+
+def collect_ladder(
+    structures: Sequence[Atoms], levels: Sequence[PrecisionLevel], workdir: str | os.PathLike, engine: str,
+    engine_options: dict | None = None,
+) -> LadderResults:
+    """Assemble the stored units of a ladder into :class:`LadderResults` (unfinished units listed in ``pending``)."""
+    n_levels, n_configs = len(levels), len(structures)
+    n_atoms = np.array([len(a) for a in structures])
+    offsets = np.concatenate([[0], np.cumsum(n_atoms)])
+    energy = np.full((n_levels, n_configs), np.nan)
+    energy_zero_width = np.full((n_levels, n_configs), np.nan)
+    forces = np.full((n_levels, int(offsets[-1]), 3), np.nan)
+    stress = np.full((n_levels, n_configs, 6), np.nan)
+    seconds = np.full((n_levels, n_configs), np.nan)
+    core_seconds = np.full((n_levels, n_configs), np.nan)
+    kmesh = np.zeros((n_levels, n_configs, 3), dtype=np.int64)
+    iterations = np.full((n_levels, n_configs), -1, dtype=np.int64)
+    failed = np.ones((n_levels, n_configs), dtype=bool)
+    messages = [["not computed"] * n_configs for _ in range(n_levels)]
+    versions = set()
+    pending = []
+    row_of = {lv.level: i for i, lv in enumerate(levels)}
+    for unit in plan_units(structures, levels, workdir, engine, engine_options):
+        result = load_unit(unit)
+        li, c = row_of[unit.level.level], unit.config
+        kmesh[li, c] = unit.level.kpoint_mesh(structures[c].get_cell()[:])
+        if result is None:
+            pending.append(unit.name)
+            continue
+        messages[li][c] = result.error or ""
+        failed[li, c] = result.failed
+        seconds[li, c] = result.wall_seconds
+        core_seconds[li, c] = result.core_seconds
+        iterations[li, c] = result.scf_iterations
+        if result.engine_version:
+            versions.add(f"{result.engine} {result.engine_version}")
+        if not result.failed:
+            energy[li, c] = result.energy
+            energy_zero_width[li, c] = result.energy_zero_width
+            forces[li, offsets[c] : offsets[c + 1]] = result.forces
+            stress[li, c] = result.stress
+    metadata = {
+        "engine": engine,
+        "engine_versions": sorted(versions),
+        "engine_options": engine_options or {},
+        "energy": "free (force-consistent) energy, eV",
+    }
+    return LadderResults(
+        structures=list(structures), levels=list(levels), energy=energy, energy_zero_width=energy_zero_width,
+        forces=forces, stress=stress, seconds=seconds, core_seconds=core_seconds, kmesh=kmesh,
+        scf_iterations=iterations, failed=failed, messages=messages, pending=pending, metadata=metadata,
+    )

@@ -1,0 +1,62 @@
+"""The VASP path up to input writing, and output parsing with pyiron's OUTCAR parser on a real VASP OUTCAR."""
+
+from pathlib import Path
+
+import ase
+import ase.io
+import numpy as np
+import pytest
+
+from pyiron_mlip_tradeoff.dft.vasp import configure_vasp_job, incar_parameters, kpoints_text, parse_outcar
+from pyiron_mlip_tradeoff.precision import REFERENCE_LADDER, PrecisionLevel
+
+# a real VASP 5.3.3 OUTCAR shipped with ASE's test data (18 Ni atoms, Γ-only, ISMEAR = 1)
+OUTCAR = Path(ase.__file__).parent / "test" / "testdata" / "vasp" / "OUTCAR_example_1"
+
+
+def _written(job, tmp_path):
+    job.input.incar.write_file(file_name="INCAR", cwd=str(tmp_path))
+    job.input.kpoints.write_file(file_name="KPOINTS", cwd=str(tmp_path))
+    return (tmp_path / "INCAR").read_text(), (tmp_path / "KPOINTS").read_text()
+
+
+def test_incar_and_kpoints_exact_for_level_2(project, hcp_be, tmp_path):
+    job = configure_vasp_job(project.create.job.Vasp("be_l2"), hcp_be, REFERENCE_LADDER[2])
+    incar, kpoints = _written(job, tmp_path)
+    assert incar == (
+        "SYSTEM=be_l2 #jobname\nPREC=Accurate\nALGO=Normal\nLREAL=.FALSE.\nLWAVE=.FALSE.\nLORBIT=0\nEDIFF=1e-06\n"
+        "IBRION=-1\nNSW=0\nISIF=2\nLCHARG=.FALSE.\nENCUT=300.0\nISMEAR=1\nSIGMA=0.2\n"
+    )
+    assert kpoints == "Gamma-centred mesh, L2: k 1 1/Å, 300 eV\n0\nGamma\n4 4 2\n0 0 0\n"
+    assert job.input.potcar["xc"] == "PBE"
+
+
+@pytest.mark.parametrize("number", [1, 3, 4, 5, 6])
+def test_every_reference_level_maps_to_vasp_input(project, hcp_be, tmp_path, number):
+    level = REFERENCE_LADDER[number]
+    job = configure_vasp_job(project.create.job.Vasp(f"be_l{number}"), hcp_be, level)
+    incar, kpoints = _written(job, tmp_path)
+    tags = dict(line.split("#")[0].strip().split("=", 1) for line in incar.splitlines())
+    assert float(tags["ENCUT"]) == level.cutoff and tags["ISMEAR"] == "1" and float(tags["SIGMA"]) == 0.2
+    assert "KSPACING" not in tags  # the explicit Γ-centred mesh below is what VASP uses
+    lines = kpoints.splitlines()
+    assert lines[2] == "Gamma" and tuple(int(v) for v in lines[3].split()) == level.kpoint_mesh(hcp_be.cell[:])
+    assert kpoints == kpoints_text(hcp_be, level)
+
+
+def test_other_smearing_methods():
+    assert incar_parameters(PrecisionLevel(7, 0.5, 400, smearing="gaussian", smearing_width=0.05))["ISMEAR"] == 0
+    assert incar_parameters(PrecisionLevel(7, 0.5, 400, smearing="fermi-dirac"))["ISMEAR"] == -1
+    assert incar_parameters(PrecisionLevel(7, 0.5, 400, smearing_order=2))["ISMEAR"] == 2
+
+
+def test_outcar_parsed_by_pyiron_matches_ase_reader():
+    result = parse_outcar(OUTCAR, kmesh=(1, 1, 1))
+    reference = ase.io.read(OUTCAR, format="vasp-out")  # ASE's independent OUTCAR reader
+    assert result.energy == pytest.approx(reference.get_potential_energy(force_consistent=True), abs=1e-8)
+    assert result.energy_zero_width == pytest.approx(reference.get_potential_energy(), abs=1e-8)
+    np.testing.assert_allclose(result.forces, reference.get_forces(), atol=1e-8)
+    np.testing.assert_allclose(result.stress, reference.get_stress(), atol=1e-9)
+    assert result.wall_seconds == pytest.approx(124.967) and result.core_seconds == pytest.approx(124.972)
+    assert result.engine == "vasp" and result.engine_version.startswith("vasp.5")
+    assert not result.failed
