@@ -15,6 +15,7 @@ __all__ = ["DatasetError", "LadderDataset", "PrecisionLevel", "REFERENCE_LADDER"
 #: job class name -> module that defines it; registered with pyiron's JobType on import
 JOB_CLASSES = {
     "PrecisionLadder": "pyiron_mlip_tradeoff.jobs.ladder",
+    "LeverageSelection": "pyiron_mlip_tradeoff.jobs.selection",
 }
 
 

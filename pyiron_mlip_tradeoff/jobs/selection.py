@@ -1,0 +1,205 @@
+"""pyiron job ``LeverageSelection``: rank a pool of structures by qSNAP leverage and pick training subsets.
+
+>>> job = pr.create.job.LeverageSelection("select")
+>>> job.input.structures = structures          # or: job.input.dataset = "ladder.h5" (a LadderDataset file)
+>>> job.input.twojmax = 6
+>>> job.input.method = "block"                 # "energy", "block" or "random"
+>>> job.input.sizes = [10, 50, 100]
+>>> job.input.n_repetitions = 50
+>>> job.run()
+>>> job.output.scores                          # leverage per configuration
+>>> job.get_selection(50, repetition=3)        # configuration indices
+
+Only descriptors enter the scores; no DFT label is used (a ``dataset`` contributes its structures only).
+The descriptors are cached as an HDF5 :class:`~pyiron_mlip_tradeoff.descriptors.DescriptorStore` (in
+``input.cache_dir`` or the job's working directory), so later steps can read them by configuration.
+
+In ``pr.create_table()`` the results are at ``job.content["storage/output/<name>"]`` (e.g. ``scores``, ``rank``)
+and the input at ``job.content["storage/input/<name>"]``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..dataset import LadderDataset
+from ..descriptors import DescriptorStore, resolve_settings, validate_structures
+from ..leverage import leverage_scores, ranking, repetition_rng
+from .base import StructureInputJob
+
+__all__ = ["LeverageSelection"]
+
+SCORE_METHODS = ("energy", "block", "random")
+SAMPLING = ("proportional", "top")
+
+
+def _builtin(value):
+    return value.to_builtin() if hasattr(value, "to_builtin") else value
+
+
+class LeverageSelection(StructureInputJob):
+    """Leverage scores of a structure pool and subsets of every requested size and repetition.
+
+    Input (``job.input``):
+        structures: list of ASE/pyiron structures (periodic, one element), or ``None`` when ``dataset`` is given.
+        dataset: path of a :class:`~pyiron_mlip_tradeoff.dataset.LadderDataset` file whose structures form the pool.
+        element: the element of the descriptors (default ``"Be"``).
+        twojmax: qSNAP band limit 2Jmax (4, 6, 8, 10 in the study).
+        descriptor_settings: FitSNAP ``[BISPECTRUM]`` settings overriding the study's defaults.
+        method: ``"energy"`` (energy-row leverage), ``"block"`` (energy + force rows) or ``"random"`` (uniform).
+        sampling: ``"proportional"`` (without replacement, probability ∝ leverage; the study) or ``"top"``
+            (deterministic highest leverage first; every repetition is then the same). Ignored for ``"random"``.
+        sizes: subset sizes, each in 1..pool size.
+        n_repetitions: independent draws per size (the study: 50).
+        seed: integer seed; repetition r uses the stream (seed, r), so runs are repeatable.
+        energy_weight: w_E / w_F on the energy rows in block leverage (the study used 150).
+        rcond: relative singular-value cut-off of the rank (``None``: max(rows, p)·eps).
+        cache_dir: folder of the descriptor cache (``None``: the job's working directory).
+
+    Output (``job.output``):
+        scores (per configuration; for ``"random"`` the uniform probability 1/n), energy_part, rank, n_columns,
+        n_configs, sizes, rankings (n_repetitions × n_configs; subset = prefix), selections
+        (``size_<k>`` → n_repetitions × k indices), descriptor_seconds, leverage_seconds, descriptor_file.
+    """
+
+    def __init__(self, project, job_name):
+        super().__init__(project, job_name)
+        self.input.structures = None
+        self.input.dataset = None
+        self.input.element = "Be"
+        self.input.twojmax = 6
+        self.input.descriptor_settings = {}
+        self.input.method = "block"
+        self.input.sampling = "proportional"
+        self.input.sizes = [10]
+        self.input.n_repetitions = 1
+        self.input.seed = 0
+        self.input.energy_weight = 1.0
+        self.input.rcond = None
+        self.input.cache_dir = None
+
+    # -- input -----------------------------------------------------------------------------------------------
+    def _pool(self) -> list:
+        structures, dataset = self.input.get("structures"), self.input.get("dataset")
+        has_structures = structures is not None and not (isinstance(structures, (list, tuple)) and not structures)
+        if has_structures == (dataset is not None):
+            raise ValueError("give exactly one of input.structures (a list of structures) and input.dataset (a path)")
+        if dataset is not None:
+            path = Path(str(dataset))
+            if not path.is_file():
+                raise FileNotFoundError(f"input.dataset: no LadderDataset file at {path}")
+            return LadderDataset.load(path).structures
+        return list(structures)
+
+    def _settings(self) -> dict:
+        settings = _builtin(self.input.get("descriptor_settings")) or {}
+        if not isinstance(settings, Mapping):
+            raise TypeError(f"input.descriptor_settings must be a dict, got {type(settings).__name__}")
+        return dict(settings)
+
+    def _sizes(self) -> list[int]:
+        sizes = _builtin(self.input.sizes)
+        sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(np.asarray(sizes).reshape(-1))
+        if not sizes:
+            raise ValueError("input.sizes is empty: give at least one subset size")
+        out = []
+        for size in sizes:
+            if isinstance(size, (bool, np.bool_)) or not float(size).is_integer():
+                raise ValueError(f"subset sizes must be integers, got {size!r}")
+            out.append(int(size))
+        return out
+
+    def validate_ready_to_run(self) -> None:
+        """Check all input (raises ``ValueError``/``TypeError``/``FileNotFoundError``) before anything is computed."""
+        method = self.input.method
+        if method not in SCORE_METHODS:
+            raise ValueError(f"input.method must be one of {SCORE_METHODS}, got {method!r}")
+        if self.input.sampling not in SAMPLING:
+            raise ValueError(f"input.sampling must be one of {SAMPLING}, got {self.input.sampling!r}")
+        pool = validate_structures(self._pool(), self.input.element)
+        resolve_settings(self.input.twojmax, self._settings())
+        n = len(pool)
+        for size in self._sizes():
+            if size < 1 or size > n:
+                raise ValueError(f"subset size {size} is outside 1..{n} (the pool has {n} configurations)")
+        reps = self.input.n_repetitions
+        if isinstance(reps, bool) or not isinstance(reps, (int, np.integer)) or reps < 1:
+            raise ValueError(f"input.n_repetitions must be an integer ≥ 1, got {reps!r}")
+        seed = self.input.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"input.seed must be a non-negative integer or None, got {seed!r}")
+        weight = self.input.energy_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) or not weight > 0:
+            raise ValueError(f"input.energy_weight must be a positive number, got {weight!r}")
+        rcond = self.input.rcond
+        if rcond is not None and not (isinstance(rcond, (int, float, np.number)) and 0 <= rcond < 1):
+            raise ValueError(f"input.rcond must be None or in [0, 1), got {rcond!r}")
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def run_static(self) -> None:
+        self.status.running = True
+        self.validate_ready_to_run()
+        structures = self._pool()
+        n = len(structures)
+        method = self.input.method
+        out = self.output
+        if method == "random":
+            scores = np.full(n, 1.0 / n)
+            out.energy_part = scores.copy()
+            out.rank = 0
+            out.n_columns = 0
+            out.descriptor_seconds = 0.0
+            out.leverage_seconds = 0.0
+            out.descriptor_file = ""
+            order_method = "uniform"
+        else:
+            cache = self.input.cache_dir or self.working_directory
+            os.makedirs(cache, exist_ok=True)
+            start = time.perf_counter()
+            store = DescriptorStore.open_or_compute(
+                cache, structures, int(self.input.twojmax), element=self.input.element, **self._settings()
+            )
+            out.descriptor_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            result = leverage_scores(store, method, float(self.input.energy_weight), self.input.rcond)
+            out.leverage_seconds = time.perf_counter() - start
+            scores = result.scores
+            out.energy_part = result.energy_part
+            out.rank = int(result.rank)
+            out.n_columns = int(store.n_columns)
+            out.descriptor_file = str(store.path)
+            order_method = self.input.sampling
+        seed = None if self.input.seed is None else int(self.input.seed)
+        rankings = np.array(
+            [ranking(scores, order_method, repetition_rng(seed, r)) for r in range(int(self.input.n_repetitions))],
+            dtype=np.int64,
+        )
+        sizes = self._sizes()
+        out.scores = np.asarray(scores, dtype=float)
+        out.n_configs = n
+        out.sizes = np.array(sizes, dtype=np.int64)
+        out.rankings = rankings
+        out.selections = {f"size_{k}": rankings[:, :k].copy() for k in sizes}
+        self.status.finished = True
+        self.to_hdf()
+
+    # -- results ---------------------------------------------------------------------------------------------
+    def get_selection(self, size: int, repetition: int = 0) -> np.ndarray:
+        """Indices (into the pool) of the size-``size`` subset of repetition ``repetition``.
+
+        Any size up to the pool size is answered (subsets are prefixes of the repetition's ranking).
+        """
+        rankings = self.output.get("rankings")
+        if rankings is None:
+            raise ValueError(f"job {self.job_name!r} has no output yet (status: {self.status})")
+        rankings = np.asarray(rankings)
+        if not 0 <= repetition < len(rankings):
+            raise IndexError(f"repetition {repetition} is outside 0..{len(rankings) - 1}")
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= rankings.shape[1]:
+            raise ValueError(f"size must be an integer in 1..{rankings.shape[1]}, got {size!r}")
+        return rankings[repetition, : int(size)].copy()

@@ -1,0 +1,338 @@
+"""Leverage scores of configurations from streamed descriptor blocks, and subset selection by them.
+
+The statistical leverage of row x_i of a design matrix X (n × p) is h_i = x_iᵀ (XᵀX)⁺ x_i, the diagonal of the
+hat matrix, equal to the squared row norms of U in the thin SVD X = U S Vᵀ; Σ_i h_i = rank(X). Two per-configuration
+scores follow the study:
+
+* **energy leverage** (CUR-like): X is the matrix of energy rows (one per configuration); score = h of the row;
+* **block leverage** (block CUR): X stacks every configuration's energy row (times ``energy_weight``, the ratio
+  w_E / w_F; force rows have weight 1) and its 3·N_m force rows; score = the sum of h over the configuration's rows.
+
+Neither needs DFT labels: only descriptors go in. The scores are computed in two passes over the blocks without
+ever holding X: pass 1 accumulates the triangular factor R of X (XᵀX = RᵀR) by QR updates of [R; rows], pass 2
+evaluates h_i = ‖x_i V_k S_k⁻¹‖² with the SVD R = U_R S Vᵀ truncated to the k singular values above
+rcond · s_max (the numerical rank of X, so that rank-deficient X are handled and Σ h = k).
+
+Selection (:func:`ranking`, :func:`select`): deterministic top-k, sampling without replacement with probability ∝
+score (successive sampling, as ``numpy.random.Generator.choice(replace=False, p=...)``), and uniform random. Each
+returns a full ranking of the pool whose prefixes are the subsets, so the subsets of one repetition are nested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "LeverageResult",
+    "TriangularFactor",
+    "METHODS",
+    "block_leverage",
+    "dense_leverage",
+    "energy_leverage",
+    "leverage_scores",
+    "ranking",
+    "repetition_rng",
+    "select",
+    "selections",
+]
+
+#: selection methods: deterministic top-k, ∝-score sampling without replacement, uniform random
+METHODS = ("top", "proportional", "uniform")
+
+
+class TriangularFactor:
+    """Upper-triangular R with RᵀR = XᵀX, accumulated from row blocks of X (a streamed, stable QR).
+
+    Rows are buffered and folded in by a QR of [R; buffer] once ``buffer_rows`` have arrived, so the cost per
+    row is O(p²) whatever the block sizes.
+
+    Args:
+        n_columns: p.
+        buffer_rows: rows collected before each QR update (default max(p, 256)).
+    """
+
+    def __init__(self, n_columns: int, buffer_rows: int | None = None) -> None:
+        self.n_columns = int(n_columns)
+        self.buffer_rows = max(self.n_columns, 256) if buffer_rows is None else int(buffer_rows)
+        self._r = np.zeros((0, self.n_columns))
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+        self.n_rows = 0
+
+    def update(self, rows: np.ndarray) -> None:
+        """Add rows (k × p, or one row of length p) of X."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        if rows.shape[1] != self.n_columns:
+            raise ValueError(f"rows have {rows.shape[1]} columns, the factor has {self.n_columns}")
+        if not np.all(np.isfinite(rows)):
+            raise ValueError("non-finite values in the rows")
+        self._buffer.append(rows)
+        self._buffered += len(rows)
+        self.n_rows += len(rows)
+        if self._buffered >= self.buffer_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        stacked = np.vstack([self._r, *self._buffer])
+        self._buffer, self._buffered = [], 0
+        self._r = np.linalg.qr(stacked, mode="r")
+
+    def merge(self, other: TriangularFactor) -> None:
+        """Fold in the factor of other rows (blocks computed elsewhere): QR of [R; R_other]."""
+        self.update(other.r)
+        self.n_rows += other.n_rows - len(other.r)
+
+    @property
+    def r(self) -> np.ndarray:
+        """The triangular factor (min(n_rows, p) × p)."""
+        self._flush()
+        return self._r
+
+
+def _rank_cut(singular_values: np.ndarray, n_rows: int, n_columns: int, rcond: float | None) -> int:
+    if singular_values.size == 0 or singular_values[0] == 0:
+        return 0
+    if rcond is None:
+        rcond = max(n_rows, n_columns) * np.finfo(float).eps
+    return int(np.sum(singular_values > rcond * singular_values[0]))
+
+
+def _whitener(r: np.ndarray, n_rows: int, rcond: float | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """(p × k) matrix W with h(x) = ‖x W‖², the singular values of X and the numerical rank k."""
+    if r.shape[0] == 0:
+        return np.zeros((r.shape[1], 0)), np.zeros(0), 0
+    _, s, vt = np.linalg.svd(r, full_matrices=False)
+    k = _rank_cut(s, n_rows, r.shape[1], rcond)
+    return vt[:k].T / s[:k], s, k
+
+
+def dense_leverage(x: np.ndarray, rcond: float | None = None) -> tuple[np.ndarray, int]:
+    """Reference: leverages of the rows of a dense X (squared row norms of U_k of the thin SVD) and the rank k.
+
+    ``rcond`` as in :func:`leverage_scores` (default max(n, p)·eps, numpy's ``matrix_rank`` tolerance).
+    """
+    x = np.asarray(x, dtype=float)
+    u, s, _ = np.linalg.svd(x, full_matrices=False)
+    k = _rank_cut(s, x.shape[0], x.shape[1], rcond)
+    return np.einsum("ij,ij->i", u[:, :k], u[:, :k]), k
+
+
+@dataclass
+class LeverageResult:
+    """Per-configuration leverage scores.
+
+    Attributes:
+        scores: (n_configs,) score of each configuration (energy-row leverage, or the block sum).
+        energy_part: (n_configs,) leverage of the (weighted) energy row alone (equal to ``scores`` for ``"energy"``).
+        rank: numerical rank of X (= Σ over all rows of h, up to rounding).
+        singular_values: singular values of X (descending).
+        n_rows: rows of X.
+        kind: ``"energy"`` or ``"block"``.
+        energy_weight: weight of the energy rows relative to force rows (block leverage).
+    """
+
+    scores: np.ndarray
+    energy_part: np.ndarray
+    rank: int
+    singular_values: np.ndarray
+    n_rows: int
+    kind: str
+    energy_weight: float
+
+
+def _pair(block) -> tuple[np.ndarray, np.ndarray | None]:
+    if hasattr(block, "energy_row"):
+        return np.asarray(block.energy_row, dtype=float), block.force_rows
+    energy_row, force_rows = block
+    return np.asarray(energy_row, dtype=float), force_rows
+
+
+def _block_stream(source, forces: bool) -> Callable[[], Iterable]:
+    if hasattr(source, "iter_blocks"):
+        return lambda: source.iter_blocks(forces=forces)
+    if callable(source):
+        return source
+    raise TypeError(
+        "source must have iter_blocks() (DescriptorSet, DescriptorStore) or be a callable returning an iterable "
+        "of (energy_row, force_rows) blocks"
+    )
+
+
+def leverage_scores(
+    source,
+    kind: str = "block",
+    energy_weight: float = 1.0,
+    rcond: float | None = None,
+) -> LeverageResult:
+    """Energy or block leverage of every configuration, streamed over the descriptor blocks twice.
+
+    Args:
+        source: a :class:`~pyiron_mlip_tradeoff.descriptors.DescriptorSet` or ``DescriptorStore`` (anything with
+            ``iter_blocks(forces=...)``), or a callable returning a fresh iterable of blocks, each a
+            ``DescriptorBlock`` or an ``(energy_row, force_rows)`` pair. Only descriptors are read.
+        kind: ``"energy"`` (energy rows only) or ``"block"`` (energy row plus 3·N_m force rows).
+        energy_weight: w_E / w_F, the factor on the energy rows in ``"block"`` leverage (the study: 150);
+            leverage does not depend on a common factor of all rows, so this is relative to force weight 1.
+        rcond: relative singular-value cut-off of the numerical rank (default max(n_rows, p)·eps).
+
+    Returns:
+        :class:`LeverageResult`.
+    """
+    if kind not in ("energy", "block"):
+        raise ValueError(f"kind must be 'energy' or 'block', got {kind!r}")
+    energy_weight = float(energy_weight)
+    if not np.isfinite(energy_weight) or energy_weight <= 0:
+        raise ValueError(f"energy_weight must be a positive number, got {energy_weight}")
+    use_forces = kind == "block"
+    w_e = energy_weight if use_forces else 1.0
+    stream = _block_stream(source, use_forces)
+
+    factor = None
+    n_configs = 0
+    for block in stream():
+        energy_row, force_rows = _pair(block)
+        if factor is None:
+            factor = TriangularFactor(energy_row.shape[-1])
+        factor.update(w_e * energy_row)
+        if use_forces and force_rows is not None and len(force_rows):
+            factor.update(force_rows)
+        n_configs += 1
+    if factor is None:
+        raise ValueError("no descriptor blocks: leverage needs at least one configuration")
+    whiten, singular_values, rank = _whitener(factor.r, factor.n_rows, rcond)
+
+    scores = np.zeros(n_configs)
+    energy_part = np.zeros(n_configs)
+    seen = 0
+    for i, block in enumerate(stream()):
+        if i >= n_configs:
+            raise ValueError("the block source yielded more blocks on the second pass than on the first")
+        energy_row, force_rows = _pair(block)
+        h_e = float(np.sum((w_e * energy_row @ whiten) ** 2))
+        energy_part[i] = h_e
+        scores[i] = h_e
+        if use_forces and force_rows is not None and len(force_rows):
+            scores[i] += float(np.sum((np.asarray(force_rows, dtype=float) @ whiten) ** 2))
+        seen += 1
+    if seen != n_configs:
+        raise ValueError("the block source yielded fewer blocks on the second pass than on the first")
+    return LeverageResult(scores, energy_part, rank, singular_values, factor.n_rows, kind, energy_weight)
+
+
+def energy_leverage(source, rcond: float | None = None) -> LeverageResult:
+    """Energy-row leverage of each configuration; see :func:`leverage_scores`."""
+    return leverage_scores(source, "energy", rcond=rcond)
+
+
+def block_leverage(source, energy_weight: float = 1.0, rcond: float | None = None) -> LeverageResult:
+    """Block leverage (energy row + force rows) of each configuration; see :func:`leverage_scores`."""
+    return leverage_scores(source, "block", energy_weight=energy_weight, rcond=rcond)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# selection
+def repetition_rng(seed: int | None, repetition: int = 0) -> np.random.Generator:
+    """The random generator of one repetition: independent streams per (seed, repetition), repeatable."""
+    if repetition < 0:
+        raise ValueError(f"repetition must be non-negative, got {repetition}")
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed), int(repetition)])
+
+
+def _check_scores(scores: Sequence[float]) -> np.ndarray:
+    scores = np.asarray(scores, dtype=float).reshape(-1)
+    if scores.size == 0:
+        raise ValueError("no scores: the pool is empty")
+    if not np.all(np.isfinite(scores)) or np.any(scores < 0):
+        raise ValueError("scores must be finite and non-negative")
+    return scores
+
+
+def ranking(
+    scores: Sequence[float], method: str = "proportional", rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """An order of the whole pool whose first k entries are the size-k subset (so subsets are nested).
+
+    Args:
+        scores: (n,) non-negative score per configuration (leverage). Only its length matters for ``"uniform"``.
+        method: ``"top"`` — descending score, ties by index (deterministic); ``"proportional"`` — successive
+            sampling without replacement with probability ∝ score (Efraimidis–Spirakis keys log(u)/score; zero
+            scores come last, in random order); ``"uniform"`` — a uniformly random permutation.
+        rng: numpy ``Generator`` (ignored by ``"top"``).
+
+    Returns:
+        (n,) int64 permutation of ``range(n)``.
+    """
+    scores = _check_scores(scores)
+    n = scores.size
+    if method == "top":
+        return np.lexsort((np.arange(n), -scores)).astype(np.int64)
+    if method not in METHODS:
+        raise ValueError(f"unknown selection method {method!r}; choose from {METHODS}")
+    rng = np.random.default_rng() if rng is None else rng
+    if method == "uniform":
+        return rng.permutation(n).astype(np.int64)
+    u = rng.random(n)
+    tie = rng.random(n)
+    positive = scores > 0
+    keys = np.full(n, -np.inf)
+    keys[positive] = np.log1p(-u[positive]) / scores[positive]  # log(1-u): u in [0, 1) never gives log(0)
+    return np.lexsort((tie, -keys)).astype(np.int64)
+
+
+def select(
+    scores: Sequence[float],
+    size: int,
+    method: str = "proportional",
+    seed: int | None = None,
+    repetition: int = 0,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Indices of a subset of ``size`` configurations chosen by ``method`` (see :func:`ranking`).
+
+    The same (seed, repetition) gives the same subset, and for one (seed, repetition) the subsets of
+    increasing sizes are nested. ``rng`` overrides (seed, repetition) when given.
+
+    Raises:
+        ValueError: size < 1 or larger than the pool, bad scores or method.
+    """
+    scores = _check_scores(scores)
+    _check_size(size, scores.size)
+    rng = repetition_rng(seed, repetition) if rng is None else rng
+    return ranking(scores, method, rng)[: int(size)]
+
+
+def _check_size(size, pool: int) -> None:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise TypeError(f"subset size must be an integer, got {size!r}")
+    if size < 1 or size > pool:
+        raise ValueError(f"subset size {size} is outside 1..{pool} (the pool has {pool} configurations)")
+
+
+def selections(
+    scores: Sequence[float],
+    sizes: Sequence[int],
+    method: str = "proportional",
+    n_repetitions: int = 1,
+    seed: int | None = 0,
+) -> dict[int, np.ndarray]:
+    """Subsets for every size and repetition: ``{size: (n_repetitions, size) index array}``.
+
+    Repetition r uses :func:`repetition_rng` (seed, r); within a repetition the subsets are nested.
+    """
+    scores = _check_scores(scores)
+    sizes = [int(s) for s in sizes]
+    if not sizes:
+        raise ValueError("no subset sizes given")
+    for size in sizes:
+        _check_size(size, scores.size)
+    if n_repetitions < 1:
+        raise ValueError(f"n_repetitions must be at least 1, got {n_repetitions}")
+    orders = [ranking(scores, method, repetition_rng(seed, r)) for r in range(n_repetitions)]
+    return {size: np.array([order[:size] for order in orders], dtype=np.int64) for size in sizes}

@@ -1,0 +1,494 @@
+"""Statistics-based weighted least squares against a dense lstsq reference."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from pyiron_mlip_tradeoff.regression import (
+    ConfigurationBlock,
+    LinearStatistics,
+    StatisticsAccumulator,
+    concatenate_blocks,
+    configuration_blocks,
+    dense_errors,
+    dense_fit,
+    dense_fit_and_errors,
+    errors,
+    fit,
+    fit_all_levels,
+    merge_statistics,
+    statistics_for_nested_subsets,
+    statistics_from_blocks,
+)
+
+P = 20
+LEVELS = (1, 3, 6)
+RTOL = 1e-8
+
+
+def make_blocks(rng: np.random.Generator, n_configs: int, p: int = P, n_levels: int = 3, offsets=None):
+    """Synthetic qSNAP-like blocks: constant column first (1 in energy rows, 0 in force rows), energy rows are
+    per-atom averages of per-atom descriptors, 2-8 atoms per configuration, one target column per level."""
+    beta_true = rng.normal(size=(p, 1)) + 0.05 * rng.normal(size=(p, n_levels))
+    offsets = np.zeros(n_levels) if offsets is None else np.asarray(offsets, float)
+    blocks = []
+    for _ in range(n_configs):
+        n = int(rng.integers(2, 9))
+        per_atom = rng.normal(size=(n, p - 1)) + rng.normal(size=p - 1)
+        e_row = np.concatenate([[1.0], per_atom.sum(axis=0) / n])[None, :]
+        f_rows = np.hstack([np.zeros((3 * n, 1)), rng.normal(size=(3 * n, p - 1))])
+        e_t = e_row @ beta_true + offsets + 0.01 * rng.normal(size=(1, n_levels))
+        f_t = f_rows @ beta_true + 0.05 * rng.normal(size=(3 * n, n_levels))
+        blocks.append(ConfigurationBlock(e_row, e_t, f_rows, f_t))
+    return blocks
+
+
+def rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
+
+
+def assert_errors_close(stat_err, dense_err, rtol=RTOL):
+    for name in ("energy_rmse", "energy_rmse_shifted", "force_rmse"):
+        np.testing.assert_allclose(getattr(stat_err, name), getattr(dense_err, name), rtol=rtol, atol=0, err_msg=name)
+    # the shift can be ~0 (a constant column absorbs it on the training level): compare on the scale of the RMSE
+    np.testing.assert_allclose(stat_err.energy_shift, dense_err.energy_shift, rtol=rtol,
+                               atol=rtol * np.max(dense_err.energy_rmse))
+    assert stat_err.n_configs == dense_err.n_configs
+    assert stat_err.n_force_rows == dense_err.n_force_rows
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(42)
+    blocks = make_blocks(rng, 120, offsets=[0.3, -0.1, 0.0])
+    return blocks
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (5.0, 1.0), (300.0, 1.0), (1.0, 0.02), (12.25, 1.0)])
+def test_fit_and_errors_match_dense(data, weights):
+    rng = np.random.default_rng(int(weights[0] * 100))
+    we, wf = weights
+    order = rng.permutation(len(data))
+    test_idx = order[:40]
+    test_blocks = [data[i] for i in test_idx]
+    test_stats = statistics_from_blocks(test_blocks, levels=LEVELS)
+    test_dense = concatenate_blocks(test_blocks)
+    for n_train in (8, 30, 80):
+        train_blocks = [data[i] for i in order[40 : 40 + n_train]]
+        train_stats = statistics_from_blocks(train_blocks, levels=LEVELS)
+        train_dense = concatenate_blocks(train_blocks)
+        for j, level in enumerate(LEVELS):
+            f = fit(train_stats, level, we, wf)
+            beta_ref, tr_ref, te_ref = dense_fit_and_errors(train_dense, test_dense, j, we, wf, levels=LEVELS)
+            assert f.rank == P
+            assert rel(f.coefficients, beta_ref) < RTOL
+            # predictions on the test rows
+            pred = np.concatenate([test_dense.energy_rows @ f.coefficients, test_dense.force_rows @ f.coefficients])
+            pred_ref = np.concatenate([test_dense.energy_rows @ beta_ref, test_dense.force_rows @ beta_ref])
+            assert rel(pred, pred_ref) < RTOL
+            assert_errors_close(errors(train_stats, f), tr_ref)
+            assert_errors_close(errors(test_stats, f.coefficients), te_ref)
+            assert errors(test_stats, f).levels == LEVELS
+
+
+def test_singular_values_equal_full_weighted_matrix(data):
+    stats = statistics_from_blocks(data[:50])
+    dense = concatenate_blocks(data[:50])
+    we, wf = 50.0, 1.0
+    s_full = np.linalg.svd(np.vstack([we * dense.energy_rows, wf * dense.force_rows]), compute_uv=False)
+    np.testing.assert_allclose(fit(stats, 0, we, wf).singular_values, s_full, rtol=1e-10)
+
+
+def test_weighting_changes_the_fit(data):
+    """Guards against weights being ignored: a different ratio must give a different β and errors."""
+    stats = statistics_from_blocks(data[:60])
+    a, b = fit(stats, 0, 1.0, 1.0), fit(stats, 0, 300.0, 1.0)
+    assert rel(a.coefficients, b.coefficients) > 1e-4
+    # same ratio ⇒ same solution (Eq. 1 scaled by a constant)
+    c = fit(stats, 0, 600.0, 2.0)
+    assert rel(c.coefficients, b.coefficients) < 1e-10
+    # more energy weight ⇒ lower training energy error
+    assert errors(stats, b).energy_rmse[0] < errors(stats, a).energy_rmse[0]
+
+
+def test_fit_all_levels_matches_single_fits(data):
+    stats = statistics_from_blocks(data[:50], levels=LEVELS)
+    fits = fit_all_levels(stats, 10.0, 1.0)
+    assert list(fits) == list(LEVELS)
+    for lv in LEVELS:
+        assert rel(fits[lv].coefficients, fit(stats, lv, 10.0, 1.0).coefficients) < 1e-12
+    assert rel(fits[1].coefficients, fits[6].coefficients) > 1e-4
+
+
+def test_statistics_components_match_dense(data):
+    stats = statistics_from_blocks(data[:30], levels=LEVELS)
+    d = concatenate_blocks(data[:30])
+    for part, x, y in ((stats.energy, d.energy_rows, d.energy_targets), (stats.force, d.force_rows, d.force_targets)):
+        r, z = part.r_and_z()
+        assert np.allclose(np.tril(r, -1), 0)
+        np.testing.assert_allclose(r.T @ r, x.T @ x, rtol=1e-10, atol=1e-10 * np.abs(x.T @ x).max())
+        np.testing.assert_allclose(r.T @ z, x.T @ y, rtol=1e-10, atol=1e-10 * np.abs(x.T @ y).max())
+        np.testing.assert_allclose(part.target_sq_norms, np.sum(y**2, axis=0), rtol=1e-12)
+        assert part.n_rows == x.shape[0]
+        # ||y||² − ||z||² is the least-squares residual of each level
+        sol = np.linalg.lstsq(x, y, rcond=None)[0]
+        resid = np.sum((x @ sol - y) ** 2, axis=0)
+        np.testing.assert_allclose(part.target_sq_norms - np.sum(z**2, axis=0), resid, rtol=1e-7)
+    np.testing.assert_allclose(stats.energy.column_sums, d.energy_rows.sum(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(stats.energy.target_sums, d.energy_targets.sum(axis=0), rtol=1e-12)
+    with pytest.raises(AttributeError):
+        _ = stats.force.column_sums
+    assert stats.n_configs == 30 and stats.n_force_rows == d.force_rows.shape[0]
+
+
+def _assert_same_statistics(a: LinearStatistics, b: LinearStatistics):
+    assert a.n_configs == b.n_configs
+    assert a.energy.n_rows == b.energy.n_rows and a.force.n_rows == b.force.n_rows
+    for ga, gb in zip(a.gram(), b.gram(), strict=True):
+        np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-10 * np.abs(gb).max())
+    for we, wf in ((1.0, 1.0), (100.0, 1.0)):
+        fa, fb = fit(a, a.levels[0], we, wf), fit(b, b.levels[0], we, wf)
+        assert rel(fa.coefficients, fb.coefficients) < 1e-9
+        ea, eb = errors(a, fa), errors(b, fa)
+        assert_errors_close(ea, eb, rtol=1e-9)
+
+
+def test_merge_in_any_order(data):
+    chunks = [data[0:7], data[7:20], data[20:21], data[21:55], data[55:70]]
+    parts = [statistics_from_blocks(c) for c in chunks]
+    reference = statistics_from_blocks(data[:70])
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        perm = rng.permutation(len(parts))
+        _assert_same_statistics(merge_statistics([parts[i] for i in perm]), reference)
+    # pairwise tree merge
+    tree = parts[0].merge(parts[1]).merge(parts[2].merge(parts[3], parts[4]))
+    _assert_same_statistics(tree, reference)
+    # merging with the empty set changes nothing
+    _assert_same_statistics(reference.merge(LinearStatistics.empty(P, 3)), reference)
+    # and merging must not be a no-op: adding a chunk changes the result
+    with pytest.raises(AssertionError):
+        _assert_same_statistics(merge_statistics(parts[:4]), reference)
+
+
+@pytest.mark.parametrize("batch_rows", [1, 5, 64, None])
+def test_streaming_batch_size_irrelevant(data, batch_rows):
+    acc = StatisticsAccumulator(batch_rows=batch_rows)
+    for b in data[:40]:
+        acc.add(b)
+    _assert_same_statistics(acc.statistics(), statistics_from_blocks([concatenate_blocks(data[:40])]))
+
+
+def test_nested_subsets_equal_fresh(data):
+    sizes = [3, 10, 11, 40, 100]
+    got = list(statistics_for_nested_subsets(iter(data), sizes, levels=LEVELS))
+    assert [s for s, _ in got] == sizes
+    for size, stats in got:
+        assert stats.levels == LEVELS
+        _assert_same_statistics(stats, statistics_from_blocks(data[:size], levels=LEVELS))
+    # earlier snapshots are not modified by later updates
+    assert got[0][1].n_configs == 3
+
+
+def test_nested_subsets_lazy_and_errors(data):
+    consumed = []
+
+    def gen():
+        for b in data:
+            consumed.append(1)
+            yield b
+
+    list(statistics_for_nested_subsets(gen(), [5, 9]))
+    assert len(consumed) == 9
+    with pytest.raises(ValueError, match="strictly increasing"):
+        list(statistics_for_nested_subsets(data, [5, 5]))
+    with pytest.raises(ValueError, match="positive"):
+        list(statistics_for_nested_subsets(data, [0, 5]))
+    with pytest.raises(ValueError, match="only 120"):
+        list(statistics_for_nested_subsets(data, [10, 500]))
+    with pytest.raises(ValueError, match="no subset sizes"):
+        list(statistics_for_nested_subsets(data, []))
+    two = [concatenate_blocks(data[:2]), concatenate_blocks(data[2:4])]
+    with pytest.raises(ValueError, match="inside a multi-configuration block"):
+        list(statistics_for_nested_subsets(two, [1]))
+
+
+def test_rank_deficient_minimum_norm():
+    rng = np.random.default_rng(7)
+    blocks = make_blocks(rng, 2, p=P)
+    blocks = [ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows[:3], b.force_targets[:3]) for b in blocks]
+    # 2 energy rows + 6 force rows = 8 rows < 20 columns
+    stats = statistics_from_blocks(blocks)
+    dense = concatenate_blocks(blocks)
+    others = make_blocks(rng, 10, p=P)
+    test_stats, test_dense = statistics_from_blocks(others), concatenate_blocks(others)
+    for we, wf in ((1.0, 1.0), (30.0, 1.0)):
+        f = fit(stats, 1, we, wf)
+        ref = dense_fit(dense, 1, we, wf)
+        assert np.all(np.isfinite(f.coefficients))
+        assert f.rank == 8
+        assert rel(f.coefficients, ref) < RTOL
+        # minimum-norm: no component in the null space of the design
+        x = np.vstack([dense.energy_rows, dense.force_rows])
+        null = np.linalg.svd(x)[2][8:]
+        assert np.linalg.norm(null @ f.coefficients) < 1e-10 * np.linalg.norm(f.coefficients)
+        # interpolates the training data
+        assert np.all(errors(stats, f).energy_rmse[1] < 1e-9)
+        # errors on other configurations agree with a dense prediction
+        assert_errors_close(errors(test_stats, f), dense_errors(test_dense, ref), rtol=1e-7)
+
+
+def test_rank_deficient_duplicate_column(data):
+    """Two identical columns: numerically singular; SVD cut-off gives lstsq's minimum-norm answer."""
+    def dup(b):
+        return ConfigurationBlock(
+            np.hstack([b.energy_rows, b.energy_rows[:, 3:4]]),
+            b.energy_targets,
+            np.hstack([b.force_rows, b.force_rows[:, 3:4]]),
+            b.force_targets,
+        )
+
+    blocks = [dup(b) for b in data[:40]]
+    stats = statistics_from_blocks(blocks)
+    dense = concatenate_blocks(blocks)
+    for rcond in (None, 1e-10):
+        f = fit(stats, 0, 5.0, 1.0, rcond=rcond)
+        ref = dense_fit(dense, 0, 5.0, 1.0, rcond=rcond)
+        assert f.rank == P
+        assert np.all(np.isfinite(f.coefficients))
+        assert rel(f.coefficients, ref) < 1e-7
+        assert abs(f.coefficients[3] - f.coefficients[P]) < 1e-8 * np.abs(f.coefficients).max()
+        assert_errors_close(errors(stats, f), dense_errors(dense, ref), rtol=1e-7)
+
+
+def test_default_rcond_is_numpys(data):
+    """A nearly duplicated column (singular value ~1e-9 of the largest): numpy's default cut-off keeps it, as does
+    ours; a coarse cut-off drops it in both."""
+    rng = np.random.default_rng(2)
+
+    def near_dup(b):
+        return ConfigurationBlock(
+            np.hstack([b.energy_rows, b.energy_rows[:, 3:4] + 1e-9 * rng.normal(size=(b.n_configs, 1))]),
+            b.energy_targets,
+            np.hstack([b.force_rows, b.force_rows[:, 3:4] + 1e-9 * rng.normal(size=(b.force_rows.shape[0], 1))]),
+            b.force_targets,
+        )
+
+    blocks = [near_dup(b) for b in data[:40]]
+    stats, dense = statistics_from_blocks(blocks), concatenate_blocks(blocks)
+    a = np.vstack([dense.energy_rows, dense.force_rows])
+    y = np.concatenate([dense.energy_targets[:, 0], dense.force_targets[:, 0]])
+    for rcond in (None, 1e-6):
+        assert fit(stats, 0, 1.0, 1.0, rcond=rcond).rank == np.linalg.lstsq(a, y, rcond=rcond)[2]
+    assert fit(stats, 0, 1.0, 1.0).rank == P + 1
+    assert fit(stats, 0, 1.0, 1.0).rcond == pytest.approx(np.finfo(float).eps * a.shape[0])
+    assert fit(stats, 0, 1.0, 1.0, rcond=1e-6).rank == P
+
+
+def test_rcond_truncation_matches_lstsq(data):
+    stats = statistics_from_blocks(data[:40])
+    dense = concatenate_blocks(data[:40])
+    s = fit(stats, 0, 1.0, 1.0).singular_values
+    rcond = 0.5 * (s[5] + s[6]) / s[0]  # keep 6 singular values
+    f = fit(stats, 0, 1.0, 1.0, rcond=rcond)
+    assert f.rank == 6
+    assert rel(f.coefficients, dense_fit(dense, 0, 1.0, 1.0, rcond=rcond)) < RTOL
+
+
+@pytest.mark.parametrize("ridge", [1e-3, 0.5, 50.0])
+def test_ridge_matches_dense_ridge(data, ridge):
+    stats = statistics_from_blocks(data[:30], levels=LEVELS)
+    dense = concatenate_blocks(data[:30])
+    f = fit(stats, 6, 20.0, 1.0, ridge=ridge)
+    ref = dense_fit(dense, 2, 20.0, 1.0, ridge=ridge)
+    assert rel(f.coefficients, ref) < RTOL
+    assert f.ridge == ridge and f.rcond is None
+    # and it is not the unregularised answer
+    assert rel(f.coefficients, fit(stats, 6, 20.0, 1.0).coefficients) > 1e-7
+
+
+def test_shift_is_stable_for_large_offsets():
+    """Level 1 = level 0 + 1000 eV/atom with 10 meV-scale scatter: the shifted RMSE must not change, and
+    mean(r²) − mean(r)² (which would lose ~10 digits here) is not what is computed."""
+    rng = np.random.default_rng(3)
+    base = make_blocks(rng, 60, n_levels=1)
+    blocks = [
+        ConfigurationBlock(b.energy_rows, np.hstack([b.energy_targets, b.energy_targets + 1000.0]),
+                           b.force_rows, np.hstack([b.force_targets, b.force_targets]))
+        for b in base
+    ]
+    stats = statistics_from_blocks(blocks)
+    dense = concatenate_blocks(blocks)
+    f = fit(stats, 0, 1.0, 1.0)
+    e, ref = errors(stats, f), dense_errors(dense, f.coefficients)
+    assert_errors_close(e, ref)
+    assert e.energy_shift[1] - e.energy_shift[0] == pytest.approx(-1e6, rel=1e-12)
+    assert e.energy_rmse_shifted[1] == pytest.approx(e.energy_rmse_shifted[0], rel=1e-8)
+    assert e.energy_rmse[1] > 1e4 * e.energy_rmse_shifted[1]
+    # the naive formula really is inaccurate here, so the comparison above can fail
+    r = dense.energy_rows @ f.coefficients - dense.energy_targets[:, 1]
+    naive = 1e3 * np.sqrt(max(np.mean(r**2) - np.mean(r) ** 2, 0.0))
+    assert abs(naive - ref.energy_rmse_shifted[1]) > 1e-8 * ref.energy_rmse_shifted[1]
+    assert force_equal(e.force_rmse)
+
+
+def force_equal(x) -> bool:
+    return bool(np.isclose(x[0], x[1], rtol=1e-12))
+
+
+def test_errors_without_constant_column():
+    rng = np.random.default_rng(11)
+    blocks = []
+    for _ in range(25):
+        n = int(rng.integers(2, 9))
+        blocks.append(ConfigurationBlock(rng.normal(size=(1, 6)), rng.normal(size=(1, 2)) + 3.0,
+                                         rng.normal(size=(3 * n, 6)), rng.normal(size=(3 * n, 2))))
+    stats = statistics_from_blocks(blocks[:15])
+    test = statistics_from_blocks(blocks[15:])
+    f = fit(stats, 1, 2.0, 1.0)
+    ref_beta, tr, te = dense_fit_and_errors(concatenate_blocks(blocks[:15]), concatenate_blocks(blocks[15:]), 1, 2.0, 1.0)
+    assert rel(f.coefficients, ref_beta) < RTOL
+    assert_errors_close(errors(stats, f), tr)
+    assert_errors_close(errors(test, f), te)
+
+
+def test_units_are_meV():
+    """One configuration of one atom, β = 0: errors are |target| in meV."""
+    block = ConfigurationBlock(np.ones((1, 2)), [[0.002]], np.ones((3, 2)), [[0.01], [0.0], [0.0]])
+    stats = statistics_from_blocks([block])
+    e = errors(stats, np.zeros(2))
+    assert e.energy_rmse[0] == pytest.approx(2.0)
+    assert e.energy_shift[0] == pytest.approx(-2.0)
+    assert e.energy_rmse_shifted[0] == pytest.approx(0.0, abs=1e-12)
+    assert e.force_rmse[0] == pytest.approx(10.0 / np.sqrt(3))
+    assert e.for_level(0)["force_rmse"] == pytest.approx(10.0 / np.sqrt(3))
+
+
+def test_configuration_blocks_from_dataset_arrays():
+    rng = np.random.default_rng(5)
+    n_atoms = np.array([2, 3, 1])
+    total = n_atoms.sum()
+    e_rows = rng.normal(size=(3, 4))
+    f_rows = rng.normal(size=(3 * total, 4))
+    energy = rng.normal(size=(2, 3))
+    forces = rng.normal(size=(2, total, 3))
+    blocks = list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, indices=[2, 0]))
+    assert [b.n_configs for b in blocks] == [1, 1]
+    np.testing.assert_allclose(blocks[0].energy_targets, (energy[:, 2] / 1)[None])
+    np.testing.assert_allclose(blocks[1].energy_targets, (energy[:, 0] / 2)[None])
+    # config 0: atoms 0,1 → force rows 0..5, atom-major x,y,z
+    np.testing.assert_array_equal(blocks[1].force_rows, f_rows[:6])
+    assert blocks[1].force_targets[4, 1] == forces[1, 1, 1]
+    np.testing.assert_array_equal(blocks[0].force_rows, f_rows[15:18])
+    np.testing.assert_array_equal(blocks[0].force_targets[:, 0], forces[0, 5])
+    with pytest.raises(IndexError):
+        list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, indices=[3]))
+    with pytest.raises(ValueError, match="force rows"):
+        list(configuration_blocks(e_rows, f_rows[:-3], n_atoms, energy, forces))
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, np.nan, np.inf, "heavy", None])
+def test_bad_weights(data, bad):
+    stats = statistics_from_blocks(data[:10])
+    with pytest.raises(ValueError, match="energy_weight"):
+        fit(stats, 0, bad, 1.0)
+    with pytest.raises(ValueError, match="force_weight"):
+        fit_all_levels(stats, 1.0, bad)
+    with pytest.raises(ValueError, match="energy_weight"):
+        dense_fit(concatenate_blocks(data[:10]), 0, bad, 1.0)
+
+
+def test_bad_input(data):
+    stats = statistics_from_blocks(data[:10], levels=LEVELS)
+    with pytest.raises(ValueError, match=r"unknown level 2.*\[1, 3, 6\]"):
+        fit(stats, 2, 1.0, 1.0)
+    with pytest.raises(ValueError, match="unknown level"):
+        fit(stats, True, 1.0, 1.0)
+    empty = LinearStatistics.empty(P, 3, LEVELS)
+    with pytest.raises(ValueError, match="empty"):
+        fit(empty, 1, 1.0, 1.0)
+    with pytest.raises(ValueError, match="empty"):
+        errors(empty, np.zeros(P))
+    with pytest.raises(ValueError, match="empty"):
+        statistics_from_blocks([])
+    with pytest.raises(ValueError, match="shape"):
+        errors(stats, np.zeros(P + 1))
+    with pytest.raises(ValueError, match="non-finite"):
+        errors(stats, np.full(P, np.nan))
+    with pytest.raises(ValueError, match="ridge"):
+        fit(stats, 1, 1.0, 1.0, ridge=-1.0)
+    with pytest.raises(ValueError, match="rcond"):
+        fit(stats, 1, 1.0, 1.0, rcond=np.nan)
+    with pytest.raises(ValueError, match="cannot merge"):
+        stats.merge(statistics_from_blocks(data[10:12]))  # levels 0,1,2 vs 1,3,6
+    b = data[0]
+    with pytest.raises(ValueError, match="failed"):
+        ConfigurationBlock(b.energy_rows, np.full_like(b.energy_targets, np.nan), b.force_rows, b.force_targets)
+    with pytest.raises(ValueError, match="columns"):
+        ConfigurationBlock(b.energy_rows[:, :-1], b.energy_targets, b.force_rows, b.force_targets)
+    with pytest.raises(ValueError, match="targets do not match"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets[:-1])
+    acc = StatisticsAccumulator(levels=LEVELS)
+    acc.add(b)
+    with pytest.raises(ValueError, match="expected p=20"):
+        acc.add(ConfigurationBlock(b.energy_rows[:, :5], b.energy_targets, b.force_rows[:, :5], b.force_targets))
+    with pytest.raises(ValueError, match="distinct level labels"):
+        LinearStatistics.empty(P, 3, (1, 1, 2))
+
+
+def test_all_combinations_of_train_and_reference_levels(data):
+    """Train at each level, test against each level: every pair agrees with dense."""
+    train, test = data[:50], data[50:90]
+    st_tr, st_te = statistics_from_blocks(train), statistics_from_blocks(test)
+    d_tr, d_te = concatenate_blocks(train), concatenate_blocks(test)
+    for (we, wf), j in itertools.product([(10.0, 1.0), (150.0, 1.0)], range(3)):
+        f = fit(st_tr, j, we, wf)
+        beta, _, te = dense_fit_and_errors(d_tr, d_te, j, we, wf)
+        assert_errors_close(errors(st_te, f), te)
+
+
+def test_real_qsnap_descriptors_against_dense():
+    """Real qSNAP rows (2Jmax 4, p = 120) with Lennard-Jones labels as three "levels".
+
+    Real quadratic descriptors are ill-conditioned (condition number ~1e9–1e10 of the weighted matrix here), so
+    both the dense lstsq and the statistics path carry forward errors of order cond × eps; agreement is checked
+    to 1e-6 relative rather than 1e-8 (observed ~1e-9 for β and ≤ ~5e-8 for the errors).
+    """
+    pytest.importorskip("lammps")
+    descriptors = pytest.importorskip("pyiron_mlip_tradeoff.descriptors")
+    from ase.build import bulk
+    from ase.calculators.lj import LennardJones
+
+    rng = np.random.default_rng(0)
+    structures = []
+    for i in range(16):
+        a = bulk("Be", "hcp", a=2.29, c=3.58).repeat((1 + i % 2, 2, 1))
+        a.rattle(0.08, seed=i)
+        a.set_cell(a.cell * (1 + 0.02 * rng.normal()), scale_atoms=True)
+        structures.append(a)
+    d = descriptors.compute_descriptors(structures, 4)
+    energy, forces = [], []
+    for sigma in (2.0, 2.05, 2.1):
+        e, f = [], []
+        for a in structures:
+            b = a.copy()
+            b.calc = LennardJones(sigma=sigma, epsilon=0.1, rc=5.0, smooth=True)
+            e.append(b.get_potential_energy())
+            f.append(b.get_forces())
+        energy.append(e)
+        forces.append(np.concatenate(f))
+    blocks = list(configuration_blocks(d.energy_rows, d.force_rows, d.n_atoms, np.array(energy), np.array(forces)))
+    train, test = blocks[:10], blocks[10:]
+    st_tr, st_te = statistics_from_blocks(train), statistics_from_blocks(test)
+    d_tr, d_te = concatenate_blocks(train), concatenate_blocks(test)
+    for we in (1.0, 50.0):
+        for j in range(3):
+            f = fit(st_tr, j, we, 1.0)
+            beta, tr, te = dense_fit_and_errors(d_tr, d_te, j, we, 1.0)
+            assert f.rank == d.energy_rows.shape[1]
+            assert rel(f.coefficients, beta) < 1e-6
+            assert_errors_close(errors(st_tr, f), tr, rtol=1e-6)
+            assert_errors_close(errors(st_te, f), te, rtol=1e-6)
