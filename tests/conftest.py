@@ -50,3 +50,18 @@ def rattled_be(hcp_be):
     atoms = hcp_be.copy()
     atoms.positions += np.random.default_rng(7).normal(scale=0.05, size=atoms.positions.shape)
     return atoms
+
+
+@pytest.fixture(scope="session")
+def small_dataset(session_dir):
+    """A real (GPAW) LadderDataset shared by the fitting tests: 12 diverse Be cells of 2–4 atoms at levels 1–3.
+
+    Computed once per test session (about half a minute on 2 cores)."""
+    from pyiron_mlip_tradeoff.ladder import run_ladder
+    from pyiron_mlip_tradeoff.structures import generate_structures
+
+    structures, _ = generate_structures(12, seed=11, oversample=3, max_atoms=4)
+    results = run_ladder(structures, [1, 2, 3], session_dir / "small_dataset_ladder", cores=2)
+    dataset = results.to_dataset()
+    assert not dataset.failed.any()
+    return dataset
