@@ -59,6 +59,44 @@ def run_demo(output: Path, levels: list[int], cores: int) -> int:
     return 0
 
 
+#: the study's Table 3 (VASP, Be, vs level 6): energy RMS meV/atom unshifted, bulk-shifted, mean-shifted; force meV/Å
+STUDY_TABLE3 = {
+    1: (497.05, 437.96, 221.72, 417.76),
+    2: (64.31, 192.14, 47.46, 163.07),
+    3: (15.34, 20.21, 15.28, 77.64),
+    4: (5.59, 59.34, 5.39, 51.17),
+    5: (0.54, 2.42, 0.50, 10.17),
+}
+#: the study's mean seconds per configuration (A100, ~50 atoms)
+STUDY_SECONDS = {1: 8.33, 2: 10.02, 3: 14.80, 4: 19.18, 5: 91.99, 6: 996.14}
+
+
+def print_dft_errors(dataset_path: str | None, figure: str | None) -> int:
+    """Print the DFT error report (Table 3 analogue) next to the study's numbers."""
+    from .dataset import LadderDataset, load_bundled
+    from .dft_errors import dft_error_table, plot_level_vs_reference
+
+    dataset = load_bundled() if dataset_path is None else LadderDataset.load(dataset_path)
+    if dataset.failed.any():
+        print(f"dropping {int(dataset.failed.any(axis=0).sum())} configuration(s) with failed calculations")
+        dataset = dataset.drop_failed()
+    table = dft_error_table(dataset)
+    print(f"{dataset.n_configs} configurations, errors vs level {dataset.levels[-1]}")
+    print(f"{'level':>5} | {'E unshifted':>11} {'E bulk':>8} {'E mean':>8} {'F':>8} {'s/config':>9} |"
+          f" study: {'E uns.':>7} {'E bulk':>7} {'E mean':>7} {'F':>7} {'s/config':>8}")
+    for level, row in table.iterrows():
+        study = STUDY_TABLE3.get(level, (0.0, 0.0, 0.0, 0.0))
+        print(f"{level:>5} | {row.energy_rmse:>11.2f} {row.energy_rmse_bulk:>8.2f} {row.energy_rmse_mean:>8.2f}"
+              f" {row.force_rmse:>8.2f} {row.seconds_per_config:>9.2f} |"
+              f"        {study[0]:>7.2f} {study[1]:>7.2f} {study[2]:>7.2f} {study[3]:>7.2f}"
+              f" {STUDY_SECONDS.get(level, float('nan')):>8.2f}")
+    print("energies in meV/atom, forces in meV/Å; ours: GPAW on 2 cores, small cells; study: VASP on an A100, ~50 atoms")
+    if figure:
+        plot_level_vs_reference(dataset, figure)
+        print(f"figure written to {figure}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyiron-mlip-tradeoff", description="qSNAP cost/accuracy trade-off tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,9 +104,28 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--output", default="demo_output", help="folder for the pyiron project and dataset")
     demo.add_argument("--levels", type=int, nargs="+", default=[1, 2, 3])
     demo.add_argument("--cores", type=int, default=2, help="calculations run side by side")
+    errors = sub.add_parser("dft-errors", help="DFT error of every precision level vs the top level (Table 3)")
+    errors.add_argument("--dataset", default=None, help="LadderDataset HDF5 file (default: the bundled dataset)")
+    errors.add_argument("--figure", default=None, help="write the level-vs-reference scatter plot here")
+    make = sub.add_parser("make-dataset", help="compute (or resume) the bundled Be dataset with GPAW")
+    make.add_argument("--project", default="bundled_dataset_project", help="pyiron project folder")
+    make.add_argument("--unit-store", default=None, help="folder of finished calculations (default: data/be_ladder_units)")
+    make.add_argument("--levels", type=int, nargs="+", default=None, help="embedded levels to compute now")
+    make.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return run_demo(Path(args.output), args.levels, args.cores)
+    if args.command == "dft-errors":
+        return print_dft_errors(args.dataset, args.figure)
+    if args.command == "make-dataset":
+        from .bundled import DEFAULT_UNIT_STORE, make_bundled_dataset
+
+        dataset = make_bundled_dataset(
+            Path(args.project).resolve(), unit_store=args.unit_store or DEFAULT_UNIT_STORE, cores=args.cores,
+            levels=args.levels,
+        )
+        print(dataset)
+        return 0
     return 1
 
 

@@ -6,6 +6,7 @@ Array conventions (what every later step consumes):
 * ``forces``  — (n_levels, total_atoms, 3), eV/Å, configurations concatenated in input order;
 * ``stress``  — (n_levels, n_configs, 6), eV/Å³, Voigt order xx, yy, zz, yz, xz, xy (ASE sign convention);
 * ``seconds`` — (n_levels, n_configs), wall seconds of each calculation;
+* ``core_seconds`` — (n_levels, n_configs), CPU seconds of each calculation (robust against a busy machine);
 * ``kmesh``   — (n_levels, n_configs, 3), Γ-centred k-point divisions used;
 * ``failed``  — (n_levels, n_configs) bool; a failed calculation has NaN values and ``failed=True``.
 
@@ -25,9 +26,12 @@ from ase import Atoms
 
 from .precision import PrecisionLevel
 
-__all__ = ["LadderDataset", "DatasetError", "atoms_to_arrays", "arrays_to_atoms"]
+__all__ = ["LadderDataset", "DatasetError", "atoms_to_arrays", "arrays_to_atoms", "load_bundled", "BUNDLED_PATH"]
 
 FORMAT_VERSION = 1
+
+#: the Be dataset shipped inside the package (see :mod:`pyiron_mlip_tradeoff.bundled`)
+BUNDLED_PATH = Path(__file__).resolve().parent / "data" / "be_ladder.h5"
 
 
 class DatasetError(ValueError):
@@ -94,6 +98,7 @@ class LadderDataset:
         kmesh: (n_levels, n_configs, 3) k-point divisions, optional.
         failed: (n_levels, n_configs) bool mask of failed calculations, optional (default: none failed).
         metadata: free-form JSON-serialisable provenance (engine, versions, seeds, ...).
+        core_seconds: (n_levels, n_configs) CPU seconds per calculation, optional.
 
     Raises:
         DatasetError: when shapes disagree, or a value is non-finite without being marked failed.
@@ -110,6 +115,7 @@ class LadderDataset:
         kmesh: np.ndarray | None = None,
         failed: np.ndarray | None = None,
         metadata: Mapping | None = None,
+        core_seconds: np.ndarray | None = None,
     ) -> None:
         self.structures = [_as_ase(s) for s in structures]
         n_configs = len(self.structures)
@@ -153,6 +159,7 @@ class LadderDataset:
             np.zeros(energy.shape, dtype=bool) if failed is None else np.asarray(failed, dtype=bool).reshape(energy.shape)
         )
         self.seconds = self._optional(seconds, energy.shape, "seconds")
+        self.core_seconds = self._optional(core_seconds, energy.shape, "core_seconds")
         self.stress = self._optional(stress, energy.shape + (6,), "stress")
         self.kmesh = self._optional(kmesh, energy.shape + (3,), "kmesh")
         self.metadata = dict(metadata or {})
@@ -230,6 +237,7 @@ class LadderDataset:
             kmesh=pick(self.kmesh),
             failed=self.failed[:, idx],
             metadata=self.metadata,
+            core_seconds=pick(self.core_seconds),
         )
 
     def select_levels(self, levels: Sequence[int]) -> LadderDataset:
@@ -249,6 +257,7 @@ class LadderDataset:
             kmesh=pick(self.kmesh),
             failed=self.failed[rows],
             metadata=self.metadata,
+            core_seconds=pick(self.core_seconds),
         )
 
     def drop_failed(self) -> LadderDataset:
@@ -272,7 +281,7 @@ class LadderDataset:
         data["energy"] = self.energy
         data["forces"] = self.forces
         data["failed"] = self.failed
-        for name in ("seconds", "stress", "kmesh"):
+        for name in ("seconds", "core_seconds", "stress", "kmesh"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -299,6 +308,7 @@ class LadderDataset:
             kmesh=data.get("kmesh"),
             failed=data.get("failed"),
             metadata=json.loads(data.get("metadata", "{}")),
+            core_seconds=data.get("core_seconds"),
         )
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -333,3 +343,18 @@ class LadderDataset:
             f"LadderDataset({self.n_configs} configurations, {int(self.n_atoms.sum())} atoms, "
             f"levels {list(self.levels)}, {int(self.failed.sum())} failed)"
         )
+
+
+def load_bundled() -> LadderDataset:
+    """The embedded Be precision-ladder dataset shipped with the package (GPAW, six levels).
+
+    Raises:
+        FileNotFoundError: when this copy of the package has no bundled file yet (it is generated with
+            ``pyiron-mlip-tradeoff make-dataset``).
+    """
+    if not BUNDLED_PATH.is_file():
+        raise FileNotFoundError(
+            f"the bundled dataset {BUNDLED_PATH} is not present in this installation; "
+            "generate it with `pyiron-mlip-tradeoff make-dataset`"
+        )
+    return LadderDataset.load(BUNDLED_PATH)

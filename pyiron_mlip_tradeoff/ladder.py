@@ -267,6 +267,7 @@ class LadderResults:
         return LadderDataset(
             self.structures, self.energy, self.forces, levels=self.levels, seconds=self.seconds,
             stress=self.stress, kmesh=self.kmesh, failed=self.failed, metadata=self.metadata,
+            core_seconds=self.core_seconds,
         )
 
 

@@ -44,6 +44,9 @@ class PrecisionLadder(StructureInputJob):
         engine_options: engine keywords (GPAW: ``maxiter``, ``convergence``, ``xc``, ``symmetry``, ``txt``).
         retry_failed: recompute calculations that failed in an earlier run of this job.
         timeout: seconds after which one GPAW calculation is abandoned and marked failed (``None``: no limit).
+        unit_store: folder where each calculation's result is kept (default: the job's working directory). A
+            store shared between jobs, or kept under version control, lets a new job pick up every calculation
+            that any earlier job finished with the same structure, level and engine settings.
 
     Output (``job.output``), levels × configurations in input order:
         energy (eV, free energy), energy_zero_width (eV), forces (n_levels × total_atoms × 3, eV/Å), stress
@@ -60,6 +63,7 @@ class PrecisionLadder(StructureInputJob):
         self.input.engine_options = {}
         self.input.retry_failed = False
         self.input.timeout = None
+        self.input.unit_store = None
 
     # -- input -----------------------------------------------------------------------------------------------
     def _levels_input(self) -> list:
@@ -123,8 +127,9 @@ class PrecisionLadder(StructureInputJob):
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / _OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         runner = self._run_vasp_unit if self.input.engine == "vasp" else None
+        store = Path(self.input.unit_store) if self.input.unit_store else workdir
         results = run_ladder(
-            structures, levels, workdir, engine=self.input.engine, cores=int(self.input.cores),
+            structures, levels, store, engine=self.input.engine, cores=int(self.input.cores),
             engine_options=options, retry_failed=bool(self.input.retry_failed), runner=runner,
             timeout=self.input.timeout, progress=True,
         )
@@ -182,6 +187,7 @@ class PrecisionLadder(StructureInputJob):
             list(self.input.structures), np.asarray(out.energy), np.asarray(out.forces), levels=levels,
             seconds=np.asarray(out.seconds), stress=np.asarray(out.stress), kmesh=np.asarray(out.kmesh),
             failed=np.asarray(out.failed, dtype=bool), metadata=metadata,
+            core_seconds=np.asarray(out.core_seconds),
         )
 
 
