@@ -109,10 +109,23 @@ def main(argv: list[str] | None = None) -> int:
     errors.add_argument("--figure", default=None, help="write the level-vs-reference scatter plot here")
     make = sub.add_parser("make-dataset", help="compute (or resume) the bundled Be dataset with GPAW")
     make.add_argument("--project", default="bundled_dataset_project", help="pyiron project folder")
-    make.add_argument("--unit-store", default=None, help="folder of finished calculations (default: data/be_ladder_units)")
+    make.add_argument("--unit-store", default=None, help="folder of finished calculations (default: data/be_ladder)")
     make.add_argument("--levels", type=int, nargs="+", default=None, help="embedded levels to compute now")
     make.add_argument("--cores", type=int, default=2)
+    check = sub.add_parser("validate-ladder", help="embedded level 6 vs the reference level 6 on sample configurations")
+    check.add_argument("--n-configs", type=int, default=10)
+    check.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.command == "validate-ladder":
+        from .bundled import validate_top_level
+
+        table = validate_top_level(args.n_configs, cores=args.cores)
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(f"max |energy difference| {table.energy_diff.abs().max():.3f} meV/atom, "
+              f"RMS {float((table.energy_diff ** 2).mean() ** 0.5):.3f} meV/atom; "
+              f"force RMS {float((table.force_rmse ** 2).mean() ** 0.5):.3f} meV/Å, "
+              f"largest per-configuration {table.force_rmse.max():.3f} meV/Å")
+        return 0
     if args.command == "demo":
         return run_demo(Path(args.output), args.levels, args.cores)
     if args.command == "dft-errors":
