@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .dataset import BUNDLED_PATH, LadderDataset
 from .precision import REFERENCE_LADDER, PrecisionLevel
 
@@ -27,6 +29,7 @@ __all__ = [
     "N_BUNDLED",
     "MAX_ATOMS",
     "bundled_structures",
+    "collect_bundled",
     "make_bundled_dataset",
     "DEFAULT_UNIT_STORE",
 ]
@@ -53,11 +56,50 @@ DEFAULT_VALIDATION_STORE = Path(__file__).resolve().parent.parent / "data" / "be
 DEFAULT_UNIT_STORE = Path(__file__).resolve().parent.parent / "data" / "be_ladder"
 
 
-def bundled_structures() -> tuple[list, list[str]]:
-    """The bundled dataset's structures and family labels (the ground-state hcp cell first)."""
+def bundled_structures(cache: str | os.PathLike | None = None) -> tuple[list, list[str]]:
+    """The bundled dataset's structures and family labels (the ground-state hcp cell first).
+
+    Generating them takes about a minute; they are cached in ``<unit store>/structures.h5`` together with the
+    generator settings, and regenerated whenever those settings change.
+    """
+    import json
+
+    import h5io
+
+    from .dataset import arrays_to_atoms, atoms_to_arrays
     from .structures import generate_structures
 
-    return generate_structures(N_BUNDLED, seed=BUNDLED_SEED, max_atoms=MAX_ATOMS)
+    cache = DEFAULT_UNIT_STORE / "structures.h5" if cache is None else Path(cache)
+    settings = json.dumps({"n": N_BUNDLED, "seed": BUNDLED_SEED, "max_atoms": MAX_ATOMS})
+    if cache.is_file():
+        data = h5io.read_hdf5(str(cache), title="bundled_structures")
+        if data.get("settings") == settings:
+            return arrays_to_atoms(data), list(json.loads(data["labels"]))
+    structures, labels = generate_structures(N_BUNDLED, seed=BUNDLED_SEED, max_atoms=MAX_ATOMS)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    data = atoms_to_arrays(structures)
+    data.update({"settings": settings, "labels": json.dumps(labels)})
+    h5io.write_hdf5(str(cache), data, title="bundled_structures", overwrite=True)
+    return structures, labels
+
+
+def collect_bundled(levels: list[int] | None = None, unit_store: str | os.PathLike = DEFAULT_UNIT_STORE) -> LadderDataset:
+    """The bundled configurations that are finished at all ``levels`` (default: all six), read from the unit store.
+
+    Lets every later step run on the part of the dataset computed so far, before the HDF5 file is complete.
+    """
+    from .ladder import collect_ladder
+
+    structures, labels = bundled_structures()
+    chosen = sorted(EMBEDDED_LADDER) if levels is None else list(levels)
+    results = collect_ladder(structures, [EMBEDDED_LADDER[lv] for lv in chosen], unit_store, "gpaw", {})
+    dataset = results.to_dataset()
+    dataset.metadata.update({"ground_state_index": 0, "families": labels, "generator_seed": BUNDLED_SEED})
+    complete = np.flatnonzero(~dataset.failed.any(axis=0))
+    subset = dataset.subset(complete)
+    subset.metadata["bundled_indices"] = complete.tolist()
+    subset.metadata["ground_state_index"] = 0 if (complete.size and complete[0] == 0) else -1
+    return subset
 
 
 def make_bundled_dataset(
@@ -122,7 +164,6 @@ def validate_top_level(
         DataFrame, one row per configuration: ``config``, ``family``, ``n_atoms``, ``energy_diff`` (meV/atom, embedded
         minus reference), ``force_rmse`` (meV/Å), ``max_force_diff`` (meV/Å), and the CPU seconds of both.
     """
-    import numpy as np
     import pandas as pd
 
     from .ladder import run_ladder
