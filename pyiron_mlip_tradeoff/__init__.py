@@ -16,6 +16,9 @@ __all__ = ["DatasetError", "LadderDataset", "PrecisionLevel", "REFERENCE_LADDER"
 JOB_CLASSES = {
     "PrecisionLadder": "pyiron_mlip_tradeoff.jobs.ladder",
     "LeverageSelection": "pyiron_mlip_tradeoff.jobs.selection",
+    "QSnapFit": "pyiron_mlip_tradeoff.jobs.fit",
+    "TradeoffGrid": "pyiron_mlip_tradeoff.jobs.grid",
+    "MDSpeed": "pyiron_mlip_tradeoff.jobs.md",
 }
 
 

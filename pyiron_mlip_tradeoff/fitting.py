@@ -1,0 +1,752 @@
+"""qSNAP fits of a :class:`~pyiron_mlip_tradeoff.dataset.LadderDataset`: one fit, and the whole trade-off grid.
+
+This module joins three pieces: the DFT labels of a ``LadderDataset`` (energies in eV per configuration, forces in
+eV/Å, wall seconds per calculation), the qSNAP descriptor rows of :mod:`~pyiron_mlip_tradeoff.descriptors` (energy rows
+already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_mlip_tradeoff.regression`.
+
+* :func:`fit_qsnap` — one weighted fit on chosen training configurations, with train and test errors against every
+  level of the dataset (a :class:`FitResult`).
+* :func:`run_grid` — the full factorial (training level × subset size × weight ratio × 2Jmax × sampling ×
+  repetition). Descriptors are computed once per 2Jmax, the test-set statistics once per 2Jmax, the statistics of
+  the nested training subsets once per (sampling, repetition) ranking in a single pass, and every (level × weight)
+  fit comes from those statistics (one SVD per weight serves all training levels). No dense matrix is ever formed.
+  It yields one :class:`GridPoint` per grid point.
+
+Conventions: energies are fitted per atom (E_m / N_m, eV/atom); errors are reported in meV/atom (energy,
+unshifted and shifted by the set's mean per-atom residual) and meV/Å (force components). The *test* errors quoted
+in tables are against the dataset's top level (the largest level label), the stand-in for converged DFT.
+
+Nothing in this module imports pyiron.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from .dataset import LadderDataset
+from .descriptors import DescriptorStore, compute_descriptors, resolve_settings
+from .leverage import leverage_scores, ranking, repetition_rng
+from .regression import (
+    ConfigurationBlock,
+    FitErrors,
+    LinearStatistics,
+    errors,
+    fit,
+    fit_all_levels,
+    statistics_for_nested_subsets,
+    statistics_from_blocks,
+)
+
+__all__ = [
+    "DEFAULT_WEIGHT_RATIOS",
+    "SAMPLING_METHODS",
+    "ERROR_COLUMNS",
+    "TABLE_COLUMNS",
+    "FitResult",
+    "GridSpec",
+    "GridPoint",
+    "default_split",
+    "complete_split",
+    "check_indices",
+    "check_weight",
+    "dataset_descriptors",
+    "labelled_blocks",
+    "errors_table",
+    "fit_qsnap",
+    "plan_grid",
+    "run_grid",
+]
+
+#: the study's energy-to-force weight ratios w_E / w_F
+DEFAULT_WEIGHT_RATIOS: tuple[float, ...] = (5.0, 10.0, 12.25, 50.0, 150.0, 300.0)
+#: how training subsets are drawn: ∝ energy-row leverage, ∝ block leverage, uniformly at random
+SAMPLING_METHODS: tuple[str, ...] = ("energy", "block", "random")
+#: columns of :attr:`FitResult.errors`
+ERROR_COLUMNS = ("set", "reference_level", "energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse")
+#: columns of a grid table (:meth:`GridPoint.row`)
+TABLE_COLUMNS = (
+    "training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight", "force_weight",
+    "twojmax", "n_train", "n_columns", "rank", "dft_seconds", "reference_level", "test_energy_rmse",
+    "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse", "train_energy_rmse_shifted",
+    "train_force_rmse",
+)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# input checks
+
+
+def check_weight(name: str, value) -> float:
+    """``value`` as a positive finite float; ``ValueError`` naming ``name`` otherwise (≤ 0, NaN, inf, not a number)."""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
+    if not np.isfinite(w) or w <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return w
+
+
+def check_indices(indices, n_configs: int, name: str = "indices") -> np.ndarray:
+    """Configuration indices as a non-empty int64 array with values in 0..n_configs−1 and no repeats.
+
+    Raises:
+        ValueError: empty, non-integer, repeated or out-of-range indices.
+    """
+    if indices is None:
+        raise ValueError(f"{name} is missing: give at least one configuration index")
+    arr = np.asarray(indices)
+    if arr.dtype == object or arr.dtype.kind not in "iuf" or arr.dtype == bool:
+        raise ValueError(f"{name} must be integer configuration indices, got {indices!r}")
+    arr = arr.reshape(-1)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty: give at least one configuration index")
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        raise ValueError(f"{name} must be integers, got {indices!r}")
+    arr = arr.astype(np.int64)
+    bad = arr[(arr < 0) | (arr >= n_configs)]
+    if bad.size:
+        raise ValueError(f"{name} has index {int(bad[0])} outside 0..{n_configs - 1} (the dataset has {n_configs} "
+                         "configurations)")
+    if np.unique(arr).size != arr.size:
+        raise ValueError(f"{name} contains repeated configuration indices")
+    return arr
+
+
+def _check_level(dataset: LadderDataset, level, name: str = "training_level") -> int:
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer level label of the dataset {list(dataset.levels)}, got {level!r}")
+    if int(level) not in dataset.levels:
+        raise ValueError(f"{name} {level} is not in the dataset (levels {list(dataset.levels)})")
+    return int(level)
+
+
+def _check_complete(dataset: LadderDataset, indices: np.ndarray, name: str) -> None:
+    failed = dataset.failed[:, indices].any(axis=0)
+    if failed.any():
+        bad = indices[failed]
+        raise ValueError(
+            f"{name} contains {bad.size} configuration(s) whose DFT calculation failed at some level "
+            f"(first: {int(bad[0])}); leave them out or use dataset.drop_failed()"
+        )
+
+
+def _check_overlap(train: np.ndarray, test: np.ndarray) -> None:
+    common = np.intersect1d(train, test)
+    if common.size:
+        warnings.warn(
+            f"{common.size} configuration(s) are in both the training and the test set (first: {int(common[0])}); "
+            "the test errors are then not independent of the fit",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _settings_dict(settings) -> dict:
+    if settings is None:
+        return {}
+    if hasattr(settings, "to_builtin"):
+        settings = settings.to_builtin()
+    if not isinstance(settings, Mapping):
+        raise TypeError(f"descriptor_settings must be a dict of compute snap settings, got {type(settings).__name__}")
+    return dict(settings)
+
+
+def default_split(n_configs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded 50/50 split of ``range(n_configs)`` by configuration: ``(train, test)``, each sorted.
+
+    The training half gets ⌈n/2⌉ configurations. The same (n_configs, seed) always gives the same split.
+
+    Raises:
+        ValueError: for fewer than 2 configurations or a negative seed.
+    """
+    if isinstance(n_configs, bool) or int(n_configs) != n_configs or n_configs < 2:
+        raise ValueError(f"a train/test split needs at least 2 configurations, got {n_configs!r}")
+    if seed is None or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    order = np.random.default_rng([int(seed), 50_50]).permutation(int(n_configs))
+    n_train = (int(n_configs) + 1) // 2
+    return np.sort(order[:n_train]).astype(np.int64), np.sort(order[n_train:]).astype(np.int64)
+
+
+def complete_split(dataset: LadderDataset, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`default_split` over the configurations whose DFT succeeded at every level (dataset indices).
+
+    Identical to ``default_split(dataset.n_configs, seed)`` when nothing failed.
+    """
+    complete = np.flatnonzero(~dataset.failed.any(axis=0))
+    train, test = default_split(complete.size, seed)
+    return complete[train], complete[test]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# descriptors and labelled blocks
+
+
+def dataset_descriptors(
+    dataset: LadderDataset,
+    twojmax: int,
+    descriptor_settings: Mapping | None = None,
+    *,
+    element: str = "Be",
+    cache_dir: str | os.PathLike | None = None,
+):
+    """Descriptors of every structure of ``dataset``: a cached HDF5 ``DescriptorStore`` in ``cache_dir`` (read by
+    configuration, so memory does not grow with the dataset), or an in-memory ``DescriptorSet`` without one."""
+    settings = _settings_dict(descriptor_settings)
+    if cache_dir is not None:
+        os.makedirs(cache_dir, exist_ok=True)
+        return DescriptorStore.open_or_compute(cache_dir, dataset.structures, int(twojmax), element=element,
+                                               **settings)
+    return compute_descriptors(dataset.structures, int(twojmax), element=element, **settings)
+
+
+def labelled_blocks(
+    dataset: LadderDataset, descriptors, indices: Sequence[int] | np.ndarray, rows: Sequence[int] | None = None
+) -> Iterator[ConfigurationBlock]:
+    """One regression block per configuration: descriptor rows and the dataset's labels at every level.
+
+    Args:
+        dataset: labels (energies in eV are divided by N_m here; forces in eV/Å).
+        descriptors: anything with ``iter_blocks(indices)`` yielding descriptor blocks (``DescriptorSet``,
+            ``DescriptorStore``).
+        indices: dataset configuration indices, in the order wanted.
+        rows: positions of those configurations in ``descriptors`` (default: the same as ``indices``).
+
+    Yields:
+        :class:`~pyiron_mlip_tradeoff.regression.ConfigurationBlock` with per-atom energy targets (eV/atom) and force
+        targets (eV/Å), one target column per dataset level.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    rows = indices if rows is None else np.asarray(rows, dtype=np.int64)
+    offsets = dataset.atom_offsets
+    n_levels = dataset.n_levels
+    for i, block in zip(indices, descriptors.iter_blocks(rows), strict=True):
+        n = int(dataset.n_atoms[i])
+        if int(block.n_atoms) != n:
+            raise ValueError(f"configuration {i}: descriptors have {block.n_atoms} atoms, the dataset {n}")
+        a, b = offsets[i], offsets[i + 1]
+        yield ConfigurationBlock(
+            energy_rows=np.asarray(block.energy_row, dtype=float)[None, :],
+            energy_targets=(dataset.energy[:, i] / n)[None, :],
+            force_rows=np.asarray(block.force_rows, dtype=float),
+            force_targets=dataset.forces[:, a:b, :].reshape(n_levels, 3 * n).T,
+        )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one fit
+
+
+def errors_table(sets: Mapping[str, FitErrors]) -> pd.DataFrame:
+    """One row per (set, reference level): ``set``, ``reference_level``, ``energy_rmse``, ``energy_rmse_shifted``,
+    ``energy_shift`` (meV/atom) and ``force_rmse`` (meV/Å)."""
+    frames = []
+    for name, err in sets.items():
+        frames.append(pd.DataFrame({
+            "set": [name] * len(err.levels),
+            "reference_level": np.asarray(err.levels, dtype=np.int64),
+            "energy_rmse": np.asarray(err.energy_rmse, dtype=float),
+            "energy_rmse_shifted": np.asarray(err.energy_rmse_shifted, dtype=float),
+            "energy_shift": np.asarray(err.energy_shift, dtype=float),
+            "force_rmse": np.asarray(err.force_rmse, dtype=float),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class FitResult:
+    """One fitted qSNAP model and its errors.
+
+    Attributes:
+        coefficients: (p,) β in eV per descriptor unit, column order of the descriptors (constant first).
+        errors: DataFrame, one row per (set, reference level); see :func:`errors_table` (meV/atom, meV/Å).
+        dft_seconds: wall seconds of the training level's DFT over the training configurations (NaN when the
+            dataset has no timings).
+        n_train: number of training configurations.
+        training_level, energy_weight, force_weight, twojmax: the recipe.
+        reference_level: the dataset's top level, against which :meth:`summary` quotes test errors.
+        rank: numerical rank of the weighted design (number of singular values kept).
+        train_indices, test_indices: configuration indices used.
+    """
+
+    coefficients: np.ndarray
+    errors: pd.DataFrame
+    dft_seconds: float
+    n_train: int
+    training_level: int
+    energy_weight: float
+    force_weight: float
+    twojmax: int
+    reference_level: int
+    rank: int
+    train_indices: np.ndarray
+    test_indices: np.ndarray | None = None
+    settings: dict = field(default_factory=dict)
+
+    def error(self, set_name: str = "test", reference_level: int | None = None) -> dict[str, float]:
+        """``energy_rmse``, ``energy_rmse_shifted`` (meV/atom) and ``force_rmse`` (meV/Å) of one set against one
+        level (default the top level); NaN when that set was not evaluated."""
+        level = self.reference_level if reference_level is None else int(reference_level)
+        rows = self.errors[(self.errors["set"] == set_name) & (self.errors["reference_level"] == level)]
+        if rows.empty:
+            return {"energy_rmse": np.nan, "energy_rmse_shifted": np.nan, "force_rmse": np.nan}
+        row = rows.iloc[0]
+        return {k: float(row[k]) for k in ("energy_rmse", "energy_rmse_shifted", "force_rmse")}
+
+    def summary(self) -> dict[str, float]:
+        """Flat scalars for tables: ``test_*`` and ``train_*`` errors against the top level."""
+        out = {}
+        for set_name in ("test", "train"):
+            for key, value in self.error(set_name).items():
+                out[f"{set_name}_{key}"] = value
+        return out
+
+
+def _dft_seconds(dataset: LadderDataset, level: int, indices: np.ndarray) -> float:
+    if dataset.seconds is None:
+        return float("nan")
+    return float(np.sum(dataset.seconds[dataset.level_index(level), indices]))
+
+
+def fit_qsnap(
+    dataset: LadderDataset,
+    train_indices: Sequence[int] | np.ndarray,
+    training_level: int,
+    energy_weight: float,
+    force_weight: float = 1.0,
+    twojmax: int = 6,
+    descriptor_settings: Mapping | None = None,
+    test_indices: Sequence[int] | np.ndarray | None = None,
+    rcond: float | None = None,
+    ridge: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    element: str = "Be",
+    descriptors=None,
+) -> FitResult:
+    """Fit qSNAP coefficients to one precision level of ``dataset`` on the given training configurations.
+
+    Minimises Eq. 1 of the study, Σ_m [w_E² (Ê_m − E_m)²/N_m² + Σ_i w_F² (F̂_mi − F_mi)²], from sufficient statistics
+    (see :mod:`~pyiron_mlip_tradeoff.regression`), and evaluates the errors on the training set and (if given) the
+    test set against every level of the dataset.
+
+    Args:
+        dataset: structures and labels.
+        train_indices: training configurations (dataset indices).
+        training_level: level label whose energies/forces are fitted.
+        energy_weight: w_E > 0 (on per-atom energy residuals, eV/atom).
+        force_weight: w_F > 0 (on force residuals, eV/Å).
+        twojmax: qSNAP 2Jmax (even, ≤ 10).
+        descriptor_settings: ``compute snap`` settings overriding the study's (see ``descriptors.resolve_settings``).
+        test_indices: test configurations; None: no test errors. Overlap with the training set gives a warning.
+        rcond: SVD cut-off relative to the largest singular value (None: numpy ``lstsq``'s default on the full
+            weighted matrix).
+        ridge: Tikhonov λ instead of the SVD cut-off.
+        cache_dir: folder of the descriptor cache (descriptors of *all* dataset structures, shared with later fits);
+            None: descriptors of the used configurations only, in memory.
+        element: chemical symbol.
+        descriptors: precomputed descriptors of all dataset structures (``DescriptorSet``/``DescriptorStore``).
+
+    Returns:
+        :class:`FitResult`.
+
+    Raises:
+        ValueError/TypeError: bad weights, a level not in the dataset, empty, repeated or out-of-range indices,
+            configurations with failed DFT, an invalid 2Jmax or setting — all before any descriptor is computed.
+    """
+    level = _check_level(dataset, training_level)
+    we = check_weight("energy_weight", energy_weight)
+    wf = check_weight("force_weight", force_weight)
+    settings = _settings_dict(descriptor_settings)
+    resolved = resolve_settings(twojmax, settings)
+    train = check_indices(train_indices, dataset.n_configs, "train_indices")
+    test = None if test_indices is None else check_indices(test_indices, dataset.n_configs, "test_indices")
+    _check_complete(dataset, train, "train_indices")
+    if test is not None:
+        _check_complete(dataset, test, "test_indices")
+        _check_overlap(train, test)
+
+    if descriptors is None and cache_dir is None:
+        used = np.unique(train if test is None else np.concatenate([train, test]))
+        descriptors = compute_descriptors([dataset.structures[i] for i in used], int(twojmax), element=element,
+                                          **settings)
+        position = np.full(dataset.n_configs, -1, dtype=np.int64)
+        position[used] = np.arange(used.size)
+    else:
+        if descriptors is None:
+            descriptors = dataset_descriptors(dataset, twojmax, settings, element=element, cache_dir=cache_dir)
+        if descriptors.n_configs != dataset.n_configs:
+            raise ValueError(f"descriptors cover {descriptors.n_configs} configurations, the dataset {dataset.n_configs}")
+        position = np.arange(dataset.n_configs)
+
+    levels = tuple(dataset.levels)
+    train_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, train, position[train]), levels=levels)
+    result = fit(train_stats, level, we, wf, rcond=rcond, ridge=ridge)
+    sets = {"train": errors(train_stats, result.coefficients)}
+    if test is not None:
+        test_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, test, position[test]), levels=levels)
+        sets["test"] = errors(test_stats, result.coefficients)
+    return FitResult(
+        coefficients=np.asarray(result.coefficients, dtype=float),
+        errors=errors_table(sets),
+        dft_seconds=_dft_seconds(dataset, level, train),
+        n_train=int(train.size),
+        training_level=level,
+        energy_weight=we,
+        force_weight=wf,
+        twojmax=int(twojmax),
+        reference_level=int(max(dataset.levels)),
+        rank=int(result.rank),
+        train_indices=train,
+        test_indices=test,
+        settings=resolved,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the grid
+
+
+PointKey = tuple  # (training_level, subset_size, sampling, repetition, energy_weight, force_weight, twojmax)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A validated trade-off grid (see :func:`plan_grid`).
+
+    Attributes:
+        levels: training levels. subset_sizes: increasing numbers of training configurations.
+        weight_ratios: w_E / w_F values; force_weight: w_F (energy weight = ratio × w_F).
+        twojmax: 2Jmax values. sampling: methods among :data:`SAMPLING_METHODS`. repetitions: draws per method.
+        seed: seed of the subset draws. pool: configurations subsets are drawn from. test_indices: test set.
+        descriptor_settings: ``compute snap`` overrides. leverage_energy_weight: w_E/w_F inside block leverage.
+        rcond, ridge: solver options (see :func:`~pyiron_mlip_tradeoff.regression.fit`). element: chemical symbol.
+    """
+
+    levels: tuple[int, ...]
+    subset_sizes: tuple[int, ...]
+    weight_ratios: tuple[float, ...]
+    force_weight: float
+    twojmax: tuple[int, ...]
+    sampling: tuple[str, ...]
+    repetitions: int
+    seed: int
+    pool: np.ndarray
+    test_indices: np.ndarray
+    descriptor_settings: dict
+    leverage_energy_weight: float = 150.0
+    rcond: float | None = None
+    ridge: float | None = None
+    element: str = "Be"
+
+    @property
+    def n_points(self) -> int:
+        """Number of grid points."""
+        return (len(self.levels) * len(self.subset_sizes) * len(self.weight_ratios) * len(self.twojmax)
+                * len(self.sampling) * self.repetitions)
+
+    def keys(self) -> Iterator[PointKey]:
+        """Every point's key, in the order :func:`run_grid` computes them."""
+        for tj in self.twojmax:
+            for sampling in self.sampling:
+                for rep in range(self.repetitions):
+                    for size in self.subset_sizes:
+                        for ratio in self.weight_ratios:
+                            for level in self.levels:
+                                yield (level, size, sampling, rep, ratio * self.force_weight, self.force_weight, tj)
+
+
+def _as_list(value, name: str) -> list:
+    if value is None:
+        raise ValueError(f"{name} is missing")
+    if hasattr(value, "to_builtin"):
+        value = value.to_builtin()
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return [value]
+    if isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a list, got a dict")
+    out = list(np.asarray(value, dtype=object).reshape(-1)) if isinstance(value, np.ndarray) else list(value)
+    if not out:
+        raise ValueError(f"{name} is empty: the grid would have zero points")
+    return out
+
+
+def _as_int(value, name: str, minimum: int = 0) -> int:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    try:
+        ok = float(value).is_integer()
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def plan_grid(
+    dataset: LadderDataset,
+    subset_sizes: Sequence[int],
+    levels: Sequence[int] | None = None,
+    weight_ratios: Sequence[float] = DEFAULT_WEIGHT_RATIOS,
+    twojmax: Sequence[int] | int = (6,),
+    sampling: Sequence[str] | str = SAMPLING_METHODS,
+    repetitions: int = 1,
+    seed: int = 0,
+    test_indices: Sequence[int] | None = None,
+    split_seed: int = 0,
+    force_weight: float = 1.0,
+    descriptor_settings: Mapping | None = None,
+    leverage_energy_weight: float = 150.0,
+    rcond: float | None = None,
+    ridge: float | None = None,
+    element: str = "Be",
+    train_pool: Sequence[int] | None = None,
+) -> GridSpec:
+    """Validate a grid and return its :class:`GridSpec` (nothing is computed).
+
+    Args:
+        dataset: the data.
+        subset_sizes: training subset sizes (configurations); each ≤ the pool size.
+        levels: training levels (default all of the dataset's).
+        weight_ratios: w_E / w_F values (default the study's 5, 10, 12.25, 50, 150, 300).
+        twojmax: one or several 2Jmax.
+        sampling: ``"energy"`` / ``"block"`` (∝ leverage, without replacement) and/or ``"random"`` (uniform).
+        repetitions: independent draws per sampling method (the subsets of one draw are nested).
+        seed: seed of the draws; repetition r uses ``leverage.repetition_rng(seed, r)`` like ``LeverageSelection``.
+        test_indices: test configurations (default: the test half of :func:`default_split` with ``split_seed``).
+        split_seed: seed of the default split.
+        force_weight: w_F (default 1).
+        descriptor_settings: ``compute snap`` overrides.
+        leverage_energy_weight: w_E / w_F of the energy row in block leverage (the study: 150).
+        rcond, ridge: solver options.
+        element: chemical symbol.
+        train_pool: configurations to draw training subsets from (default: all configurations not in the test set).
+
+    Raises:
+        ValueError/TypeError: any invalid entry, an empty list (a grid with zero points), sizes beyond the pool,
+            a training level not in the dataset, configurations whose DFT failed.
+    """
+    if dataset.n_configs < 2:
+        raise ValueError(f"the dataset has {dataset.n_configs} configuration(s); a grid needs a train and a test set")
+    levels_list = list(dataset.levels) if levels is None else _as_list(levels, "levels")
+    levels_t = tuple(_check_level(dataset, lv, "training level") for lv in levels_list)
+    if len(set(levels_t)) != len(levels_t):
+        raise ValueError(f"levels contains duplicates: {list(levels_t)}")
+    ratios = tuple(check_weight("weight ratio w_E/w_F", r) for r in _as_list(weight_ratios, "weight_ratios"))
+    if len(set(ratios)) != len(ratios):
+        raise ValueError(f"weight_ratios contains duplicates: {list(ratios)}")
+    wf = check_weight("force_weight", force_weight)
+    settings = _settings_dict(descriptor_settings)
+    tjs = []
+    for tj in _as_list(twojmax, "twojmax"):
+        if isinstance(tj, (float, np.floating)) and float(tj).is_integer():
+            tj = int(tj)
+        resolve_settings(tj, settings)  # raises for an odd, negative, too large or non-integer 2Jmax
+        tjs.append(int(tj))
+    if len(set(tjs)) != len(tjs):
+        raise ValueError(f"twojmax contains duplicates: {tjs}")
+    methods = tuple(str(s) for s in _as_list(sampling, "sampling"))
+    unknown = [s for s in methods if s not in SAMPLING_METHODS]
+    if unknown:
+        raise ValueError(f"unknown sampling method(s) {unknown}; choose from {SAMPLING_METHODS}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"sampling contains duplicates: {list(methods)}")
+    reps = _as_int(repetitions, "repetitions", 1)
+    seed = _as_int(seed, "seed", 0)
+
+    if test_indices is None:
+        _, test = complete_split(dataset, _as_int(split_seed, "split_seed", 0))
+    else:
+        test = check_indices(test_indices, dataset.n_configs, "test_indices")
+    if train_pool is None:
+        pool = np.setdiff1d(np.flatnonzero(~dataset.failed.any(axis=0)), test)
+        if pool.size == 0:
+            raise ValueError("every configuration is in the test set: no training pool left")
+    else:
+        pool = check_indices(train_pool, dataset.n_configs, "train_pool")
+        _check_overlap(pool, test)
+    _check_complete(dataset, pool, "the training pool")
+    _check_complete(dataset, test, "test_indices")
+
+    sizes = sorted(_as_int(s, "subset size", 1) for s in _as_list(subset_sizes, "subset_sizes"))
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"subset_sizes contains duplicates: {sizes}")
+    if sizes[-1] > pool.size:
+        raise ValueError(f"subset size {sizes[-1]} is larger than the training pool ({pool.size} configurations)")
+    lev_w = check_weight("leverage_energy_weight", leverage_energy_weight)
+    if ridge is not None:
+        check_weight("ridge", ridge)
+    if rcond is not None and not (np.isfinite(float(rcond)) and 0 <= float(rcond) < 1):
+        raise ValueError(f"rcond must be None or in [0, 1), got {rcond!r}")
+    return GridSpec(levels_t, tuple(sizes), ratios, wf, tuple(tjs), methods, reps, seed, pool, test, settings,
+                    lev_w, rcond, ridge, element)
+
+
+@dataclass
+class GridPoint:
+    """One computed grid point.
+
+    Attributes:
+        key: (training_level, subset_size, sampling, repetition, energy_weight, force_weight, twojmax).
+        weight_ratio: w_E / w_F.
+        sampling, repetition, subset_size: how the training set was drawn.
+        result: the fit (coefficients, error table, cost).
+        n_columns: number of qSNAP columns p.
+    """
+
+    key: PointKey
+    weight_ratio: float
+    sampling: str
+    repetition: int
+    subset_size: int
+    result: FitResult
+    n_columns: int
+
+    def row(self) -> dict:
+        """The point as a table row (columns :data:`TABLE_COLUMNS`; errors vs the top level in meV/atom, meV/Å)."""
+        r = self.result
+        return {
+            "training_level": r.training_level,
+            "subset_size": self.subset_size,
+            "sampling": self.sampling,
+            "repetition": self.repetition,
+            "weight_ratio": self.weight_ratio,
+            "energy_weight": r.energy_weight,
+            "force_weight": r.force_weight,
+            "twojmax": r.twojmax,
+            "n_train": r.n_train,
+            "n_columns": self.n_columns,
+            "rank": r.rank,
+            "dft_seconds": r.dft_seconds,
+            "reference_level": r.reference_level,
+            **r.summary(),
+        }
+
+
+def _subset_order(spec: GridSpec, descriptors, sampling: str, repetition: int, scores: dict) -> np.ndarray:
+    """Pool configurations in draw order for (sampling, repetition); subsets are prefixes."""
+    rng = repetition_rng(spec.seed, repetition)
+    if sampling == "random":
+        return spec.pool[ranking(np.ones(spec.pool.size), "uniform", rng)]
+    if sampling not in scores:
+        kind = sampling  # "energy" or "block"
+        use_forces = kind == "block"
+        result = leverage_scores(lambda: descriptors.iter_blocks(spec.pool, forces=use_forces), kind,
+                                 energy_weight=spec.leverage_energy_weight, rcond=None)
+        scores[sampling] = result.scores
+    return spec.pool[ranking(scores[sampling], "proportional", rng)]
+
+
+def run_grid(
+    dataset: LadderDataset,
+    spec: GridSpec,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    descriptors: Mapping[int, object] | None = None,
+    skip: Callable[[PointKey], bool] | Iterable[PointKey] | None = None,
+    on_skip: Callable[[PointKey], None] | None = None,
+) -> Iterator[GridPoint]:
+    """Compute every point of a validated grid from sufficient statistics; yields one :class:`GridPoint` each.
+
+    Per 2Jmax: descriptors of all configurations (from ``descriptors[twojmax]``, else the cache in ``cache_dir``, else
+    in memory) and the test-set statistics, once. Per (sampling, repetition): the leverage scores of the pool
+    (once per sampling method) give a ranking, and one pass over its prefix gives the statistics of every subset
+    size. Per (subset, weight ratio): one SVD of the stacked weighted factors, shared by all training levels;
+    errors on the subset and on the test set from their statistics.
+
+    Args:
+        dataset: the data.
+        spec: from :func:`plan_grid`.
+        cache_dir: descriptor cache folder (HDF5 stores read configuration by configuration, so memory stays
+            bounded by the statistics, O(p²·levels)).
+        descriptors: ``{twojmax: DescriptorSet or DescriptorStore}`` of all dataset structures, to reuse.
+        skip: keys (or a predicate) of points already done: they are not yielded, and subsets whose points are all
+            done are not even accumulated.
+        on_skip: called with every skipped key (e.g. to advance a progress bar).
+
+    Yields:
+        :class:`GridPoint` in the order of :meth:`GridSpec.keys` (skipped points left out).
+    """
+    if skip is None:
+        def is_done(key):
+            return False
+    elif callable(skip):
+        is_done = skip
+    else:
+        done = set(skip)
+
+        def is_done(key):
+            return key in done
+
+    levels = tuple(dataset.levels)
+    reference = int(max(levels))
+    for tj in spec.twojmax:
+        keys_tj = [k for k in spec.keys() if k[6] == tj]
+        if all(is_done(k) for k in keys_tj):
+            for k in keys_tj:
+                if on_skip is not None:
+                    on_skip(k)
+            continue
+        desc = None if descriptors is None else descriptors.get(tj)
+        if desc is None:
+            desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
+                                       cache_dir=cache_dir)
+        if desc.n_configs != dataset.n_configs:
+            raise ValueError(f"descriptors for 2Jmax {tj} cover {desc.n_configs} configurations, the dataset "
+                             f"{dataset.n_configs}")
+        p = int(desc.n_columns)
+        test_stats = statistics_from_blocks(labelled_blocks(dataset, desc, spec.test_indices), levels=levels)
+        scores: dict[str, np.ndarray] = {}
+        for sampling in spec.sampling:
+            for rep in range(spec.repetitions):
+                todo = {}
+                for size in spec.subset_sizes:
+                    keys = [(lv, size, sampling, rep, r * spec.force_weight, spec.force_weight, tj)
+                            for r in spec.weight_ratios for lv in spec.levels]
+                    pending = [k for k in keys if not is_done(k)]
+                    if on_skip is not None:
+                        for k in keys:
+                            if k not in pending:
+                                on_skip(k)
+                    if pending:
+                        todo[size] = set(pending)
+                if not todo:
+                    continue
+                order = _subset_order(spec, desc, sampling, rep, scores)
+                sizes = sorted(todo)
+                blocks = labelled_blocks(dataset, desc, order[: sizes[-1]])
+                for size, stats in statistics_for_nested_subsets(blocks, sizes, levels=levels):
+                    yield from _points_for_subset(dataset, spec, stats, test_stats, order[:size], todo[size],
+                                                  sampling, rep, tj, p, reference)
+
+
+def _points_for_subset(
+    dataset: LadderDataset, spec: GridSpec, stats: LinearStatistics, test_stats: LinearStatistics,
+    train: np.ndarray, pending: set, sampling: str, rep: int, tj: int, p: int, reference: int,
+) -> Iterator[GridPoint]:
+    size = int(train.size)
+    for ratio in spec.weight_ratios:
+        we, wf = ratio * spec.force_weight, spec.force_weight
+        wanted = [lv for lv in spec.levels if (lv, size, sampling, rep, we, wf, tj) in pending]
+        if not wanted:
+            continue
+        fits = fit_all_levels(stats, we, wf, rcond=spec.rcond, ridge=spec.ridge)
+        for lv in wanted:
+            beta = fits[lv].coefficients
+            table = errors_table({"train": errors(stats, beta), "test": errors(test_stats, beta)})
+            result = FitResult(
+                coefficients=beta, errors=table, dft_seconds=_dft_seconds(dataset, lv, train), n_train=size,
+                training_level=int(lv), energy_weight=we, force_weight=wf, twojmax=int(tj),
+                reference_level=reference, rank=int(fits[lv].rank), train_indices=np.sort(train),
+                test_indices=spec.test_indices,
+            )
+            yield GridPoint((lv, size, sampling, rep, we, wf, tj), float(ratio), sampling, rep, size, result, p)

@@ -1,0 +1,300 @@
+"""pyiron job ``QSnapFit``: one weighted qSNAP fit of a precision-ladder dataset, with errors, cost and LAMMPS files.
+
+>>> fit = pr.create.job.QSnapFit("fit_L3")
+>>> fit.input.dataset = "ladder.h5"          # a LadderDataset file, "bundled", or the name/id of a PrecisionLadder job
+>>> fit.input.training_level = 3
+>>> fit.input.train_indices = [0, 2, 5, 7]   # or: fit.input.selection_job = "select"; selection_size; selection_repetition
+>>> fit.input.energy_weight = 150.0          # w_E; fit.input.force_weight = 1.0 (w_F)
+>>> fit.input.twojmax = 6
+>>> fit.run()
+>>> fit.output.errors                         # DataFrame: set × reference level, meV/atom and meV/Å
+>>> fit.output.test_energy_rmse               # vs the dataset's top level, meV/atom
+>>> lammps_job.potential = fit.get_potential()
+
+In ``pr.create_table()`` the results are at ``job.content["output/<name>"]`` (e.g. ``test_energy_rmse``,
+``dft_seconds``) and the input at ``job.content["input/data"]["<name>"]`` (e.g. ``training_level``, ``twojmax``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pyiron_base import GenericJob, PythonTemplateJob
+
+from ..dataset import LadderDataset
+from ..fitting import (
+    check_indices,
+    check_weight,
+    complete_split,
+    fit_qsnap,
+)
+from ..lammps import pair_style_lines, write_snap_potential
+
+__all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
+
+_FRAME_MARK = "__dataframe__"
+
+
+def _builtin(value):
+    return value.to_builtin() if hasattr(value, "to_builtin") else value
+
+
+def _encode(value):
+    """Output values in a form h5io writes in one go (DataFrames as a group of column arrays)."""
+    if isinstance(value, pd.DataFrame):
+        columns = {}
+        for name in value.columns:
+            col = value[name].to_numpy()
+            columns[str(name)] = col.astype("S") if col.dtype == object else col
+        return {_FRAME_MARK: list(map(str, value.columns)), **columns}
+    return value
+
+
+def _decode(value):
+    if isinstance(value, Mapping) and _FRAME_MARK in value:
+        order = list(value[_FRAME_MARK])
+        data = {}
+        for name in order:
+            col = np.asarray(value[name])
+            data[name] = np.char.decode(col, "utf-8") if col.dtype.kind == "S" else col
+            if col.dtype.kind == "S":
+                data[name] = data[name].astype(object)
+        return pd.DataFrame(data, columns=order)
+    return value
+
+
+class FastStorageJob(PythonTemplateJob):
+    """A ``PythonTemplateJob`` that writes its HDF5 file in two file sessions instead of one per stored value.
+
+    ``input`` goes with pyiron's generic job data (``input/data``), ``output`` into ``output/<name>``; a DataFrame
+    in ``output`` is stored as its columns and loads back as a DataFrame. Storing a job costs a few ms instead of
+    tens, which matters when a grid stores thousands of them.
+    """
+
+    def to_hdf(self, hdf=None, group_name=None) -> None:
+        # what GenericJob.to_hdf writes (status, server, input/data) plus the output, in one uncompressed session
+        self._set_hdf(hdf=hdf, group_name=group_name)
+        data = self.to_dict()
+        data.update({f"output/{key}": _encode(value) for key, value in self.output.items()})
+        if self.job_id is not None:
+            data["job_id"] = int(self.job_id)
+        self._hdf5.write_dict(data_dict=data, compression=0)
+
+    def from_hdf(self, hdf=None, group_name=None) -> None:
+        GenericJob.from_hdf(self, hdf=hdf, group_name=group_name)  # also restores self.input from input/data
+        if "output" in self._hdf5.list_groups():
+            with self._hdf5.open("output") as h:
+                stored = h.read_dict_from_hdf(recursive=True)
+            for key, value in stored.items():
+                self.output[key] = _decode(value)
+
+
+def load_dataset(spec, project=None) -> LadderDataset:
+    """The dataset named by a job's ``input.dataset``.
+
+    Args:
+        spec: a path to a ``LadderDataset`` HDF5 file, ``"bundled"`` (the package's bundled dataset), or the name
+            or id of a finished ``PrecisionLadder`` job in ``project``.
+        project: the pyiron project to look jobs up in.
+
+    Raises:
+        ValueError/FileNotFoundError: when nothing matching is found, with what was tried.
+    """
+    spec = _builtin(spec)
+    if spec is None or (isinstance(spec, str) and not spec.strip()):
+        raise ValueError('input.dataset is missing: give a LadderDataset file, "bundled" or a PrecisionLadder job name')
+    if isinstance(spec, LadderDataset):
+        return spec
+    if isinstance(spec, str) and spec == "bundled":
+        from .. import dataset as dataset_module
+
+        loader = getattr(dataset_module, "load_bundled", None)
+        if loader is None:
+            raise ValueError('input.dataset = "bundled", but this version of pyiron_mlip_tradeoff has no bundled '
+                             "dataset yet; give a LadderDataset file or a PrecisionLadder job instead")
+        return loader()
+    if isinstance(spec, (str, Path)) and Path(str(spec)).is_file():
+        return LadderDataset.load(spec)
+    if isinstance(spec, (str, int, np.integer)) and not isinstance(spec, bool) and project is not None:
+        job_id = project.get_job_id(spec) if isinstance(spec, str) else int(spec)
+        if job_id is not None and project.db.get_item_by_id(int(job_id)) is not None:
+            job = project.load(int(job_id))
+            if not hasattr(job, "to_dataset"):
+                raise ValueError(f"input.dataset: job {spec!r} is a {type(job).__name__}, not a PrecisionLadder")
+            return job.to_dataset()
+    raise FileNotFoundError(
+        f"input.dataset {spec!r} is neither a LadderDataset file, nor \"bundled\", nor a PrecisionLadder job of "
+        "this project"
+    )
+
+
+def potential_frame(name: str, snapcoeff: str, snapparam: str, element: str = "Be") -> pd.DataFrame:
+    """A pyiron_atomistics-style potential (one row: Name, Filename, Model, Species, Config) for ``pair_style snap``."""
+    return pd.DataFrame({
+        "Name": [name],
+        "Filename": [[str(snapcoeff), str(snapparam)]],
+        "Model": ["Custom"],
+        "Species": [[element]],
+        "Config": [pair_style_lines(snapcoeff, snapparam, element)],
+    })
+
+
+class QSnapFit(FastStorageJob):
+    """A weighted qSNAP fit to one precision level of a ``LadderDataset`` (Eq. 1 of the study, per-atom energies).
+
+    Input (``job.input``):
+        dataset: LadderDataset file path, ``"bundled"``, or the name/id of a ``PrecisionLadder`` job.
+        training_level: level label to fit (default: the dataset's top level).
+        train_indices: training configuration indices — or leave None and give ``selection_job`` (a
+            ``LeverageSelection`` job over the same dataset), ``selection_size`` and ``selection_repetition``.
+        test_indices: test configurations (default: the test half of a seeded 50/50 split, seed ``split_seed``,
+            over the configurations whose DFT succeeded at every level, minus any training configuration).
+        energy_weight, force_weight: w_E and w_F (default 150 and 1).
+        twojmax: qSNAP 2Jmax (4, 6, 8, 10). descriptor_settings: ``compute snap`` overrides. element: symbol.
+        rcond, ridge: solver options (see ``regression.fit``). cache_dir: descriptor cache (None: in memory).
+        Grid points carry their grid coordinates too: ``subset_size``, ``sampling``, ``repetition``,
+        ``weight_ratio``, ``grid_job``.
+
+    Output (``job.output``):
+        coefficients (eV per descriptor unit), errors (DataFrame: ``set``, ``reference_level``, ``energy_rmse``,
+        ``energy_rmse_shifted``, ``energy_shift`` in meV/atom, ``force_rmse`` in meV/Å), dft_seconds (training
+        level's DFT wall seconds over the training set), n_train, rank, n_columns, reference_level (top level),
+        test_energy_rmse, test_energy_rmse_shifted, test_force_rmse (vs the top level), the same for train_*,
+        train_indices, test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory).
+    """
+
+    def __init__(self, project, job_name):
+        super().__init__(project, job_name)
+        self.input.dataset = None
+        self.input.training_level = None
+        self.input.train_indices = None
+        self.input.test_indices = None
+        self.input.split_seed = 0
+        self.input.energy_weight = 150.0
+        self.input.force_weight = 1.0
+        self.input.twojmax = 6
+        self.input.descriptor_settings = {}
+        self.input.element = "Be"
+        self.input.selection_job = None
+        self.input.selection_size = None
+        self.input.selection_repetition = 0
+        self.input.rcond = None
+        self.input.ridge = None
+        self.input.cache_dir = None
+
+    # -- input -----------------------------------------------------------------------------------------------
+    def _resolve(self) -> dict:
+        """Everything the fit needs, checked (no descriptor is computed here)."""
+        from ..descriptors import resolve_settings
+
+        dataset = load_dataset(self.input.dataset, self.project)
+        level = self.input.training_level
+        level = max(dataset.levels) if level is None else level
+        if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) \
+                or int(level) not in dataset.levels:
+            raise ValueError(f"input.training_level {level!r} is not a level of the dataset {list(dataset.levels)}")
+        we = check_weight("input.energy_weight", self.input.energy_weight)
+        wf = check_weight("input.force_weight", self.input.force_weight)
+        settings = _builtin(self.input.descriptor_settings) or {}
+        if not isinstance(settings, Mapping):
+            raise TypeError(f"input.descriptor_settings must be a dict, got {type(settings).__name__}")
+        twojmax = self.input.twojmax
+        if isinstance(twojmax, (float, np.floating)) and float(twojmax).is_integer():
+            twojmax = int(twojmax)
+        resolve_settings(twojmax, dict(settings))
+
+        train = _builtin(self.input.train_indices)
+        selection = self.input.selection_job
+        if train is not None and selection is not None:
+            raise ValueError("give either input.train_indices or input.selection_job, not both")
+        if train is None and selection is None:
+            raise ValueError("input.train_indices is missing (or give input.selection_job with selection_size)")
+        if selection is not None:
+            train = self._selection_indices(selection, dataset.n_configs)
+        train = check_indices(train, dataset.n_configs, "input.train_indices")
+        test = _builtin(self.input.test_indices)
+        if test is None:
+            _, test = complete_split(dataset, int(self.input.split_seed or 0))
+            test = np.setdiff1d(test, train)
+            if test.size == 0:
+                raise ValueError("the default test half is entirely in the training set; give input.test_indices")
+        test = check_indices(test, dataset.n_configs, "input.test_indices")
+        return {"dataset": dataset, "level": int(level), "we": we, "wf": wf, "settings": dict(settings),
+                "twojmax": int(twojmax), "train": train, "test": test}
+
+    def _selection_indices(self, name, n_configs: int) -> np.ndarray:
+        if self.project.get_job_id(name) is None:
+            raise ValueError(f"input.selection_job: no job {name!r} in this project")
+        job = self.project.load(name)
+        if not hasattr(job, "get_selection"):
+            raise ValueError(f"input.selection_job {name!r} is a {type(job).__name__}, not a LeverageSelection job")
+        if not job.status.finished:
+            raise ValueError(f"input.selection_job {name!r} has status {job.status}; run it first")
+        if int(job.output.n_configs) != n_configs:
+            raise ValueError(f"input.selection_job {name!r} selected from {job.output.n_configs} configurations, "
+                             f"but the dataset has {n_configs}: it must be over the same structures")
+        size = self.input.selection_size
+        if size is None:
+            raise ValueError("input.selection_size is missing (needed with input.selection_job)")
+        return job.get_selection(int(size), int(self.input.selection_repetition or 0))
+
+    def validate_ready_to_run(self) -> None:
+        """Check all input (dataset, level, indices, weights, 2Jmax) before the job is saved or computed."""
+        self._resolve()
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def run_static(self) -> None:
+        self.status.running = True
+        r = self._resolve()
+        start = time.perf_counter()
+        result = fit_qsnap(
+            r["dataset"], r["train"], r["level"], r["we"], r["wf"], r["twojmax"], r["settings"],
+            test_indices=r["test"], rcond=self.input.rcond, ridge=self.input.ridge, cache_dir=self.input.cache_dir,
+            element=self.input.element,
+        )
+        self.set_result(result, n_columns=int(result.coefficients.size))
+        self.output.fit_seconds = time.perf_counter() - start
+        self.status.finished = True
+        self.to_hdf()
+
+    def set_result(self, result, n_columns: int) -> None:
+        """Put a :class:`~pyiron_mlip_tradeoff.fitting.FitResult` into ``output`` and write the LAMMPS files."""
+        out = self.output
+        out.coefficients = np.asarray(result.coefficients, dtype=float)
+        out.errors = result.errors
+        out.dft_seconds = float(result.dft_seconds)
+        out.n_train = int(result.n_train)
+        out.rank = int(result.rank)
+        out.n_columns = int(n_columns)
+        out.reference_level = int(result.reference_level)
+        for key, value in result.summary().items():
+            out[key] = value
+        out.train_indices = np.asarray(result.train_indices, dtype=np.int64)
+        out.test_indices = np.asarray([] if result.test_indices is None else result.test_indices, dtype=np.int64)
+        settings = _builtin(self.input.descriptor_settings) or {}
+        coeff, param = write_snap_potential(
+            Path(self.working_directory) / self.job_name, result.coefficients, int(result.twojmax), dict(settings),
+            element=self.input.element,
+            comment=f"level {result.training_level}, w_E={result.energy_weight:g}, w_F={result.force_weight:g}",
+        )
+        out.snapcoeff = str(coeff)
+        out.snapparam = str(param)
+
+    # -- results ---------------------------------------------------------------------------------------------
+    def get_errors(self) -> pd.DataFrame:
+        """The error table (set × reference level; meV/atom, meV/Å)."""
+        errors = self.output.get("errors")
+        if errors is None:
+            raise ValueError(f"job {self.job_name!r} has no output yet (status: {self.status})")
+        return errors
+
+    def get_potential(self) -> pd.DataFrame:
+        """The fitted model as a pyiron_atomistics potential (``lammps_job.potential = fit.get_potential()``)."""
+        coeff, param = self.output.get("snapcoeff"), self.output.get("snapparam")
+        if coeff is None or not Path(coeff).is_file() or not Path(param).is_file():
+            raise ValueError(f"job {self.job_name!r} has no potential files (status: {self.status})")
+        return potential_frame(f"qSNAP_{self.job_name}", coeff, param, self.input.element)

@@ -1,0 +1,313 @@
+"""pyiron job ``TradeoffGrid``: the study's full-factorial exploration, every point a ``QSnapFit`` job.
+
+>>> grid = pr.create.job.TradeoffGrid("grid")
+>>> grid.input.dataset = "ladder.h5"                 # LadderDataset file, "bundled", or a PrecisionLadder job name
+>>> grid.input.levels = [1, 3, 6]
+>>> grid.input.subset_sizes = [10, 50, 100]
+>>> grid.input.twojmax = [4, 6]
+>>> grid.input.sampling = ["energy", "block", "random"]
+>>> grid.input.repetitions = 5
+>>> grid.run()                                       # Ctrl-C and grid.run() again continues where it stopped
+>>> grid.get_table()                                 # one row per point
+>>> grid.recommend(max_energy_rmse=5, max_force_rmse=150, max_twojmax=6).message
+
+All points are computed from sufficient statistics by :func:`pyiron_mlip_tradeoff.fitting.run_grid` (no dense
+refit); each is then stored as a finished ``QSnapFit`` child job (``master_id`` = the grid's id) with its input,
+output and LAMMPS files, so ``pr.job_table()`` lists them and ``pr.create_table()`` can collect them.
+
+MD cost: until measured MD speeds exist, :meth:`TradeoffGrid.pareto` and :meth:`TradeoffGrid.recommend` represent
+the cost of running a model by 2Jmax and its qSNAP column count (``md_cost_proxy``), which orders models but is not
+a speed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..fitting import DEFAULT_WEIGHT_RATIOS, SAMPLING_METHODS, GridPoint, GridSpec, plan_grid, run_grid
+from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
+from .fit import FastStorageJob, QSnapFit, load_dataset
+
+__all__ = ["TradeoffGrid", "point_job_name"]
+
+_RESUMABLE = ("running", "aborted", "submitted", "collect")
+_DB_BATCH = 50  # children per database transaction
+#: grid coordinates stored in each child's input (besides the QSnapFit input)
+_CHILD_INPUT_COLUMNS = ("training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight",
+                        "force_weight", "twojmax")
+_CHILD_OUTPUT_COLUMNS = ("n_train", "n_columns", "rank", "dft_seconds", "reference_level", "test_energy_rmse",
+                         "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse",
+                         "train_energy_rmse_shifted", "train_force_rmse")
+
+
+def _builtin(value):
+    return value.to_builtin() if hasattr(value, "to_builtin") else value
+
+
+def _number_tag(value: float) -> str:
+    text = f"{float(value):g}"
+    return text.replace(".", "p").replace("-", "m").replace("+", "")
+
+
+def point_job_name(grid_name: str, key: tuple) -> str:
+    """Name of the ``QSnapFit`` job of a grid point key (level, size, sampling, repetition, w_E, w_F, 2Jmax)."""
+    level, size, sampling, rep, we, wf, tj = key
+    return f"{grid_name}_L{level}_n{size}_{sampling}_r{rep}_we{_number_tag(we)}_wf{_number_tag(wf)}_j{tj}"
+
+
+class TradeoffGrid(FastStorageJob):
+    """Full factorial of training level × subset size × weight ratio × 2Jmax × sampling × repetition.
+
+    Input (``job.input``):
+        dataset: LadderDataset file, ``"bundled"``, or a ``PrecisionLadder`` job name/id.
+        levels: training levels (default: all of the dataset's).
+        subset_sizes: training-set sizes (configurations, each ≤ the training pool).
+        weight_ratios: w_E / w_F (default the study's 5, 10, 12.25, 50, 150, 300); force_weight: w_F (default 1).
+        twojmax: list of 2Jmax. sampling: among ``"energy"``, ``"block"`` (∝ leverage) and ``"random"``.
+        repetitions: draws per sampling method; seed: their seed.
+        test_indices: test configurations (default: the test half of a 50/50 split with ``split_seed``).
+        descriptor_settings, element, rcond, ridge: as for ``QSnapFit``.
+        leverage_energy_weight: w_E/w_F of the energy row in block leverage (default 150, the study's).
+        cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors).
+
+    Output (``job.output``):
+        table (DataFrame, one row per point; see :meth:`get_table`), n_points, n_computed (points computed in the
+        last run), seconds (total), compute_seconds (descriptors, statistics, fits), store_seconds (storing child
+        jobs), ms_per_stored_job.
+    """
+
+    def __init__(self, project, job_name):
+        super().__init__(project, job_name)
+        self.input.dataset = None
+        self.input.levels = None
+        self.input.subset_sizes = None
+        self.input.weight_ratios = list(DEFAULT_WEIGHT_RATIOS)
+        self.input.force_weight = 1.0
+        self.input.twojmax = [6]
+        self.input.sampling = list(SAMPLING_METHODS)
+        self.input.repetitions = 1
+        self.input.seed = 0
+        self.input.test_indices = None
+        self.input.split_seed = 0
+        self.input.descriptor_settings = {}
+        self.input.element = "Be"
+        self.input.leverage_energy_weight = 150.0
+        self.input.rcond = None
+        self.input.ridge = None
+        self.input.cache_dir = None
+
+    # -- input -----------------------------------------------------------------------------------------------
+    def _plan(self):
+        dataset = load_dataset(self.input.dataset, self.project)
+        spec = plan_grid(
+            dataset,
+            subset_sizes=_builtin(self.input.subset_sizes),
+            levels=_builtin(self.input.levels),
+            weight_ratios=_builtin(self.input.weight_ratios),
+            twojmax=_builtin(self.input.twojmax),
+            sampling=_builtin(self.input.sampling),
+            repetitions=self.input.repetitions,
+            seed=self.input.seed,
+            test_indices=_builtin(self.input.test_indices),
+            split_seed=self.input.split_seed,
+            force_weight=self.input.force_weight,
+            descriptor_settings=_builtin(self.input.descriptor_settings) or {},
+            leverage_energy_weight=self.input.leverage_energy_weight,
+            rcond=self.input.rcond,
+            ridge=self.input.ridge,
+            element=self.input.element,
+        )
+        return dataset, spec
+
+    def validate_ready_to_run(self) -> None:
+        """Check the whole grid (dataset, levels, sizes, weights, 2Jmax, sampling) before anything is computed."""
+        self._plan()
+
+    # -- running and resuming --------------------------------------------------------------------------------
+    def run(self, delete_existing_job=False, repair=False, debug=False, run_mode=None, run_again=False):
+        """Run the grid; on a grid that was interrupted, continue it (finished points are not recomputed)."""
+        if not (delete_existing_job or run_again) and self.status.string in _RESUMABLE:
+            self.status.created = True
+        return super().run(delete_existing_job=delete_existing_job, repair=repair, debug=debug, run_mode=run_mode,
+                           run_again=run_again)
+
+    def _children(self) -> dict[str, dict]:
+        """Database entries of this grid's child jobs by name."""
+        if self.job_id is None:
+            return {}
+        return {item["job"]: item for item in self.project.db.get_items_dict({"masterid": int(self.job_id)})}
+
+    def run_static(self) -> None:
+        from tqdm.auto import tqdm
+
+        self.status.running = True
+        start = time.perf_counter()
+        dataset, spec = self._plan()
+        children = self._children()
+        finished = {name for name, item in children.items() if item["status"] == "finished"}
+        for name, item in children.items():  # half-written children of an interrupted run
+            if name not in finished:
+                self.project.remove_job(int(item["id"]))
+        cache = self.input.cache_dir or os.path.join(self.working_directory, "descriptors")
+        names = {key: point_job_name(self.job_name, key) for key in spec.keys()}
+        done_keys = {key for key, name in names.items() if name in finished}
+
+        rows: list[dict] = [self._row_from_child(names[key]) for key in done_keys]
+        store_seconds = 0.0
+        n_computed = 0
+        pending: list[dict] = []  # database entries of children whose HDF5 is written, inserted in batches
+        bar = tqdm(total=spec.n_points, desc=f"grid {self.job_name}", unit="point")
+        bar.update(len(done_keys))
+        try:
+            for point in run_grid(dataset, spec, cache_dir=cache, skip=done_keys):
+                t0 = time.perf_counter()
+                row, entry = self._store_point(point, names[point.key], spec)
+                rows.append(row)
+                pending.append(entry)
+                if len(pending) >= _DB_BATCH:
+                    _insert_entries(self.project.db, pending)
+                    pending = []
+                store_seconds += time.perf_counter() - t0
+                n_computed += 1
+                bar.update(1)
+        finally:
+            t0 = time.perf_counter()
+            _insert_entries(self.project.db, pending)  # also on Ctrl-C: what is on disk gets registered
+            store_seconds += time.perf_counter() - t0
+            bar.close()
+        table = pd.DataFrame(rows)
+        order = {key: i for i, key in enumerate(spec.keys())}
+        table["_order"] = [order[_row_key(row)] for row in rows]
+        table = table.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+        out = self.output
+        out.table = table
+        out.n_points = int(spec.n_points)
+        out.n_computed = int(n_computed)
+        out.seconds = time.perf_counter() - start
+        out.store_seconds = store_seconds
+        out.compute_seconds = out.seconds - store_seconds
+        out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
+        self.status.finished = True
+        self.to_hdf()
+
+    def _store_point(self, point: GridPoint, name: str, spec: GridSpec) -> tuple[dict, dict]:
+        """Write one computed point as a finished ``QSnapFit`` child (HDF5 and LAMMPS files; no refit).
+
+        Returns its table row and its database entry; the entry is inserted later in a batch, so a child is in
+        the database (and counts as done) only once its files are complete."""
+        child = self.project.create.job.QSnapFit(name)
+        r = point.result
+        inp = child.input
+        inp.dataset = _builtin(self.input.dataset)
+        inp.training_level = int(r.training_level)
+        inp.train_indices = np.asarray(r.train_indices, dtype=np.int64)
+        inp.test_indices = np.asarray(spec.test_indices, dtype=np.int64)
+        inp.energy_weight = float(r.energy_weight)
+        inp.force_weight = float(r.force_weight)
+        inp.twojmax = int(r.twojmax)
+        inp.descriptor_settings = dict(spec.descriptor_settings)
+        inp.element = spec.element
+        inp.rcond = spec.rcond
+        inp.ridge = spec.ridge
+        inp.subset_size = int(point.subset_size)
+        inp.sampling = point.sampling
+        inp.repetition = int(point.repetition)
+        inp.weight_ratio = float(point.weight_ratio)
+        inp.grid_job = self.job_name
+        child.set_result(r, n_columns=point.n_columns)
+        child.master_id = self.job_id
+        child.status.finished = True
+        child.to_hdf()
+        return {**point.row(), "job_name": name}, child.db_entry()
+
+    def _row_from_child(self, name: str) -> dict:
+        content = self.project.inspect(name)
+        inp = content["input/data"]
+        row = {c: inp[c] for c in _CHILD_INPUT_COLUMNS}
+        for c in _CHILD_OUTPUT_COLUMNS:
+            row[c] = content[f"output/{c}"]
+        row["job_name"] = name
+        return row
+
+    # -- results ---------------------------------------------------------------------------------------------
+    def get_table(self) -> pd.DataFrame:
+        """One row per grid point: training_level, subset_size, sampling, repetition, weight_ratio, energy_weight,
+        force_weight, twojmax, n_train, n_columns, rank, dft_seconds (s), reference_level, test_energy_rmse,
+        test_energy_rmse_shifted (meV/atom), test_force_rmse (meV/Å) — test errors vs the dataset's top level —,
+        the same train_* errors, and job_name (the point's ``QSnapFit`` job)."""
+        table = self.output.get("table")
+        if table is None:
+            raise ValueError(f"grid {self.job_name!r} has no results yet (status: {self.status})")
+        return table.copy()
+
+    def pareto(
+        self,
+        objectives: Sequence[str] = ("test_energy_rmse", "test_force_rmse", "dft_seconds"),
+        summarize: str | None = None,
+    ) -> pd.DataFrame:
+        """Non-dominated grid points (all objectives minimised), sorted by the first objective.
+
+        Objectives are table columns, plus ``md_cost_proxy`` (qSNAP column count of the point's 2Jmax — a stand-in
+        for MD cost until measured speeds exist; larger is slower). ``summarize`` (``"mean"``, ``"median"``,
+        ``"max"``) first aggregates the repetitions of each recipe.
+        """
+        table = self.get_table()
+        if summarize is not None:
+            table = summarize_repetitions(table, how=summarize)
+        if "md_cost_proxy" in objectives:
+            table = add_md_cost_proxy(table)
+        return pareto_rows(table, list(objectives))
+
+    def recommend(
+        self,
+        max_energy_rmse: float | None = None,
+        max_force_rmse: float | None = None,
+        min_md_speed: float | None = None,
+        max_twojmax: int | None = None,
+        cost: str = "dft_seconds",
+        summarize: str | None = None,
+        **kwargs,
+    ) -> Recommendation:
+        """The cheapest grid point (by ``cost``, default the training set's DFT seconds) meeting the targets.
+
+        Delegates to :func:`pyiron_mlip_tradeoff.pareto.recommend` (errors vs the top level: meV/atom, meV/Å).
+        MD speed has not been measured yet, so ``min_md_speed`` raises a KeyError explaining that; limit the model
+        size with ``max_twojmax`` (the column-count proxy) instead. ``summarize`` aggregates repetitions first
+        (``"max"``: a recipe that meets the targets for every draw).
+        """
+        table = self.get_table()
+        if summarize is not None:
+            table = summarize_repetitions(table, how=summarize)
+        return recommend(table, max_energy_rmse=max_energy_rmse, max_force_rmse=max_force_rmse,
+                         min_md_speed=min_md_speed, max_twojmax=max_twojmax, cost=cost, **kwargs)
+
+    def get_fit(self, row: int | Mapping) -> QSnapFit:
+        """The ``QSnapFit`` job of a table row (its position in :meth:`get_table`, or the row itself)."""
+        name = self.get_table().iloc[row]["job_name"] if isinstance(row, (int, np.integer)) else row["job_name"]
+        return self.project.load(name)
+
+
+def _insert_entries(db, entries: list[dict]) -> None:
+    """Insert job entries into the pyiron database in one transaction (one commit instead of one per job)."""
+    if not entries:
+        return
+    table, conn = getattr(db, "simulation_table", None), getattr(db, "conn", None)
+    if table is None or conn is None:  # another database front end: one by one
+        for entry in entries:
+            db.add_item_dict(entry)
+        return
+    rows = [{key.lower(): value for key, value in db._check_chem_formula_length(dict(e)).items()} for e in entries]
+    conn.execute(table.insert(), rows)
+    conn.commit()
+    if not getattr(db, "_keep_connection", True):
+        conn.close()
+
+
+def _row_key(row: Mapping) -> tuple:
+    return (int(row["training_level"]), int(row["subset_size"]), str(row["sampling"]), int(row["repetition"]),
+            float(row["energy_weight"]), float(row["force_weight"]), int(row["twojmax"]))

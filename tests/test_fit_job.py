@@ -1,0 +1,119 @@
+"""The ``QSnapFit`` job: runs on a real dataset, stores a loadable error table and LAMMPS files, rejects bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyiron_mlip_tradeoff import descriptors as descriptors_module
+from pyiron_mlip_tradeoff.fitting import complete_split, fit_qsnap
+from pyiron_mlip_tradeoff.lammps import read_snapcoeff
+
+
+@pytest.fixture
+def dataset_file(small_dataset, tmp_path):
+    return str(small_dataset.save(tmp_path / "small.h5"))
+
+
+def test_fit_job_runs_and_loads_back(project, small_dataset, dataset_file):
+    job = project.create.job.QSnapFit("fit_l2")
+    job.input.dataset = dataset_file
+    job.input.training_level = 2
+    job.input.train_indices = [0, 2, 4, 6, 8]
+    job.input.energy_weight = 50.0
+    job.input.twojmax = 4
+    job.run()
+    assert job.status.finished
+
+    _, default_test = complete_split(small_dataset, 0)
+    expected_test = np.setdiff1d(default_test, [0, 2, 4, 6, 8])
+    reference = fit_qsnap(small_dataset, [0, 2, 4, 6, 8], 2, 50.0, 1.0, twojmax=4, test_indices=expected_test)
+
+    loaded = project.load("fit_l2")
+    assert type(loaded).__name__ == "QSnapFit" and loaded.status.finished
+    errors = loaded.output.errors
+    assert isinstance(errors, pd.DataFrame)
+    assert list(errors["set"]) == ["train"] * 3 + ["test"] * 3
+    assert list(errors["reference_level"]) == [1, 2, 3, 1, 2, 3]
+    np.testing.assert_allclose(errors[["energy_rmse_shifted", "force_rmse"]].to_numpy(),
+                               reference.errors[["energy_rmse_shifted", "force_rmse"]].to_numpy(), rtol=1e-9,
+                               atol=1e-6)
+    np.testing.assert_allclose(loaded.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(loaded.output.test_indices, expected_test)
+    top = reference.error("test", 3)
+    assert loaded.output.test_energy_rmse == pytest.approx(top["energy_rmse"], rel=1e-9)
+    assert loaded.output.test_force_rmse == pytest.approx(top["force_rmse"], rel=1e-9)
+    assert loaded.output.dft_seconds == pytest.approx(small_dataset.seconds[1, [0, 2, 4, 6, 8]].sum())
+    assert loaded.input.training_level == 2 and loaded.input.twojmax == 4
+
+    element, coefficients = read_snapcoeff(loaded.output.snapcoeff)
+    assert element == "Be"
+    np.testing.assert_allclose(coefficients, reference.coefficients, rtol=1e-15, atol=0)
+    potential = loaded.get_potential()
+    assert list(potential.columns) == ["Name", "Filename", "Model", "Species", "Config"]
+    row = potential.iloc[0]
+    assert row["Model"] == "Custom" and row["Species"] == ["Be"]
+    assert row["Config"] == ["pair_style snap\n", "pair_coeff * * fit_l2.snapcoeff fit_l2.snapparam Be\n"]
+    assert [p.rsplit("/", 1)[-1] for p in row["Filename"]] == ["fit_l2.snapcoeff", "fit_l2.snapparam"]
+
+    table = project.create_table("fits")
+    table.db_filter_function = lambda df: df.hamilton == "QSnapFit"
+    table.add["level"] = lambda j: j.content["input/data"]["training_level"]
+    table.add["force"] = lambda j: j.content["output/test_force_rmse"]
+    table.run()
+    frame = table.get_dataframe()
+    assert len(frame) == 1 and frame["level"].item() == 2
+    assert frame["force"].item() == pytest.approx(top["force_rmse"], rel=1e-9)
+
+
+def test_fit_job_from_selection_job(project, dataset_file):
+    select = project.create.job.LeverageSelection("pick")
+    select.input.dataset = dataset_file
+    select.input.method = "random"
+    select.input.sizes = [4]
+    select.input.n_repetitions = 2
+    select.run()
+    job = project.create.job.QSnapFit("fit_sel")
+    job.input.dataset = dataset_file
+    job.input.training_level = 1
+    job.input.selection_job = "pick"
+    job.input.selection_size = 4
+    job.input.selection_repetition = 1
+    job.input.test_indices = [i for i in range(12) if i not in select.get_selection(4, 1)]
+    job.input.twojmax = 4
+    job.run()
+    np.testing.assert_array_equal(np.sort(job.output.train_indices), np.sort(select.get_selection(4, 1)))
+    assert job.output.n_train == 4
+
+
+@pytest.mark.parametrize(
+    "change, error, match",
+    [
+        ({"dataset": "bundled"}, (ValueError, FileNotFoundError), "bundled"),
+        ({"dataset": "no_such_file.h5"}, FileNotFoundError, "neither"),
+        ({"training_level": 5}, ValueError, "training_level"),
+        ({"energy_weight": -2.0}, ValueError, "energy_weight"),
+        ({"force_weight": float("nan")}, ValueError, "force_weight"),
+        ({"train_indices": []}, ValueError, "empty"),
+        ({"train_indices": [0, 12]}, ValueError, "outside"),
+        ({"twojmax": 3}, ValueError, "even"),
+        ({"selection_job": "nothing"}, ValueError, "not both"),
+    ],
+)
+def test_fit_job_bad_input(project, dataset_file, monkeypatch, change, error, match):
+    def fail(*args, **kwargs):
+        raise AssertionError("LAMMPS was started")
+
+    monkeypatch.setattr(descriptors_module, "_lammps_instance", fail)
+    job = project.create.job.QSnapFit("bad_fit")
+    job.input.dataset = dataset_file
+    job.input.training_level = 1
+    job.input.train_indices = [0, 1, 2]
+    job.input.twojmax = 4
+    for key, value in change.items():
+        job.input[key] = value
+    with pytest.raises(error, match=match):
+        job.run()
+    table = project.job_table()
+    assert "bad_fit" not in (table.job.tolist() if len(table) else [])

@@ -1,0 +1,157 @@
+"""qSNAP fits of a real LadderDataset from statistics: equal to a dense lstsq reference; the grid engine; bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyiron_mlip_tradeoff import descriptors as descriptors_module
+from pyiron_mlip_tradeoff.descriptors import compute_descriptors
+from pyiron_mlip_tradeoff.fitting import (
+    ERROR_COLUMNS,
+    default_split,
+    fit_qsnap,
+    labelled_blocks,
+    plan_grid,
+    run_grid,
+)
+from pyiron_mlip_tradeoff.regression import concatenate_blocks, dense_fit_and_errors
+
+RTOL = 1e-6
+
+
+@pytest.fixture(scope="module")
+def desc4(small_dataset):
+    return compute_descriptors(small_dataset.structures, 4)
+
+
+@pytest.fixture
+def no_lammps(monkeypatch):
+    """Fail if a LAMMPS instance is started: bad input must be rejected before any descriptor work."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("LAMMPS was started")
+
+    monkeypatch.setattr(descriptors_module, "_lammps_instance", fail)
+
+
+def _dense(dataset, desc, train, test, level, we, wf):
+    tr = concatenate_blocks(labelled_blocks(dataset, desc, train))
+    te = concatenate_blocks(labelled_blocks(dataset, desc, test))
+    beta, e_train, e_test = dense_fit_and_errors(tr, te, dataset.level_index(level), we, wf, levels=dataset.levels)
+    return beta, e_train, e_test, te
+
+
+@pytest.mark.parametrize("level, weight", [(1, 5.0), (3, 150.0)])
+def test_fit_equals_dense_lstsq(small_dataset, desc4, level, weight):
+    train, test = default_split(small_dataset.n_configs, seed=3)
+    result = fit_qsnap(small_dataset, train, level, weight, 1.0, twojmax=4, test_indices=test)
+    beta, e_train, e_test, test_block = _dense(small_dataset, desc4, train, test, level, weight, 1.0)
+
+    def predict(b):
+        return np.concatenate([test_block.energy_rows @ b, test_block.force_rows @ b])
+
+    ref = predict(beta)
+    assert np.linalg.norm(predict(result.coefficients) - ref) <= RTOL * np.linalg.norm(ref)
+    assert list(result.errors.columns) == list(ERROR_COLUMNS)
+    assert len(result.errors) == 2 * small_dataset.n_levels
+    for name, dense in (("train", e_train), ("test", e_test)):
+        rows = result.errors[result.errors["set"] == name].set_index("reference_level")
+        for i, lv in enumerate(small_dataset.levels):
+            for column in ("energy_rmse", "energy_rmse_shifted", "force_rmse"):
+                ours, theirs = rows.loc[lv, column], getattr(dense, column)[i]
+                # on the training level the training errors are tiny (rank-deficient fit): compare on the test scale
+                assert abs(ours - theirs) <= RTOL * max(abs(theirs), 1e-3 * e_test.force_rmse.min()), (name, lv, column)
+    assert result.dft_seconds == pytest.approx(small_dataset.seconds[small_dataset.level_index(level), train].sum())
+    assert result.n_train == train.size and result.reference_level == 3
+    assert result.summary()["test_force_rmse"] == pytest.approx(e_test.force_rmse[-1], rel=RTOL)
+
+
+def test_default_split_is_seeded_and_disjoint():
+    a_train, a_test = default_split(11, seed=4)
+    b_train, b_test = default_split(11, seed=4)
+    np.testing.assert_array_equal(a_train, b_train)
+    np.testing.assert_array_equal(a_test, b_test)
+    assert a_train.size == 6 and a_test.size == 5
+    assert sorted(np.concatenate([a_train, a_test]).tolist()) == list(range(11))
+    assert not np.array_equal(default_split(11, seed=5)[0], a_train)
+
+
+def test_grid_points_equal_single_fits(small_dataset, desc4):
+    spec = plan_grid(small_dataset, [2, 5], levels=[1, 3], weight_ratios=[5, 50], twojmax=[4],
+                     sampling=["energy", "block", "random"], repetitions=2, seed=1)
+    assert spec.n_points == 2 * 2 * 2 * 3 * 2
+    points = list(run_grid(small_dataset, spec, descriptors={4: desc4}))
+    assert [p.key for p in points] == list(spec.keys())
+    table = pd.DataFrame([p.row() for p in points])
+    assert (table["n_train"] == table["subset_size"]).all()
+    # nested: the size-2 subset of a draw is inside its size-5 subset; no test configuration is used for training
+    for p in points:
+        assert not np.intersect1d(p.result.train_indices, spec.test_indices).size
+    for sampling in ("energy", "block", "random"):
+        small = next(p for p in points if p.sampling == sampling and p.subset_size == 2 and p.repetition == 1)
+        large = next(p for p in points if p.sampling == sampling and p.subset_size == 5 and p.repetition == 1)
+        assert set(small.result.train_indices) <= set(large.result.train_indices)
+    # every point is the fit of its training set
+    for p in points[::7]:
+        single = fit_qsnap(small_dataset, p.result.train_indices, p.key[0], p.key[4], p.key[5], twojmax=4,
+                           test_indices=spec.test_indices, descriptors=desc4)
+        np.testing.assert_allclose(p.result.coefficients, single.coefficients, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(p.result.errors[["energy_rmse", "force_rmse"]].to_numpy(),
+                                   single.errors[["energy_rmse", "force_rmse"]].to_numpy(), rtol=1e-9, atol=1e-6)
+    # skipping finished points: nothing is recomputed for them
+    done = {p.key for p in points[:10]}
+    rest = list(run_grid(small_dataset, spec, descriptors={4: desc4}, skip=done))
+    assert [p.key for p in rest] == [p.key for p in points[10:]]
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"energy_weight": 0.0}, "energy_weight"),
+        ({"energy_weight": float("nan")}, "energy_weight"),
+        ({"force_weight": -1.0}, "force_weight"),
+        ({"training_level": 6}, "not in the dataset"),
+        ({"train_indices": []}, "empty"),
+        ({"train_indices": [0, 99]}, "outside"),
+        ({"test_indices": [-1]}, "outside"),
+        ({"twojmax": 5}, "even"),
+        ({"twojmax": 12}, "explodes"),
+    ],
+)
+def test_fit_bad_input(small_dataset, no_lammps, change, match):
+    kwargs = {"train_indices": [0, 1, 2], "training_level": 1, "energy_weight": 10.0, "force_weight": 1.0,
+              "twojmax": 4, "test_indices": [3, 4]}
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=match):
+        fit_qsnap(small_dataset, **kwargs)
+
+
+def test_overlap_warns(small_dataset, desc4):
+    with pytest.warns(UserWarning, match="both the training and the test set"):
+        fit_qsnap(small_dataset, [0, 1, 2, 3], 1, 10.0, 1.0, twojmax=4, test_indices=[3, 4], descriptors=desc4)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"subset_sizes": []}, "zero points"),
+        ({"weight_ratios": []}, "zero points"),
+        ({"sampling": []}, "zero points"),
+        ({"twojmax": []}, "zero points"),
+        ({"levels": []}, "zero points"),
+        ({"subset_sizes": [2, 99]}, "larger than the training pool"),
+        ({"sampling": ["cur"]}, "unknown sampling"),
+        ({"levels": [1, 4]}, "not in the dataset"),
+        ({"weight_ratios": [5, -1]}, "weight ratio"),
+        ({"twojmax": [4, 7]}, "even"),
+        ({"repetitions": 0}, "repetitions"),
+    ],
+)
+def test_grid_bad_input(small_dataset, no_lammps, change, match):
+    kwargs = {"subset_sizes": [2, 4], "levels": [1, 3], "weight_ratios": [5, 50], "twojmax": [4],
+              "sampling": ["random"], "repetitions": 1}
+    kwargs.update(change)
+    with pytest.raises(ValueError, match=match):
+        plan_grid(small_dataset, **kwargs)

@@ -1,0 +1,175 @@
+"""``TradeoffGrid``: a small real grid end to end, children in the database, create_table, resume, recommend."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.figure
+import numpy as np
+import pandas as pd
+import pytest
+
+from pyiron_mlip_tradeoff import descriptors as descriptors_module
+from pyiron_mlip_tradeoff import plots
+from pyiron_mlip_tradeoff.fitting import fit_qsnap
+from pyiron_mlip_tradeoff.jobs import grid as grid_module
+
+COLUMNS = ["training_level", "subset_size", "sampling", "repetition", "energy_weight", "force_weight", "twojmax",
+           "n_train", "dft_seconds", "test_energy_rmse", "test_energy_rmse_shifted", "test_force_rmse", "job_name"]
+N_POINTS = 2 * 2 * 2 * 1 * 2 * 2  # levels × sizes × weights × 2Jmax × sampling × repetitions
+
+
+@pytest.fixture
+def dataset_file(small_dataset, tmp_path):
+    return str(small_dataset.save(tmp_path / "small.h5"))
+
+
+def _grid(project, dataset_file, name="grid"):
+    grid = project.create.job.TradeoffGrid(name)
+    grid.input.dataset = dataset_file
+    grid.input.levels = [1, 3]
+    grid.input.subset_sizes = [3, 6]
+    grid.input.weight_ratios = [5, 50]
+    grid.input.twojmax = [4]
+    grid.input.sampling = ["energy", "random"]
+    grid.input.repetitions = 2
+    grid.input.seed = 3
+    return grid
+
+
+def test_grid_end_to_end(project, small_dataset, dataset_file, tmp_path):
+    grid = _grid(project, dataset_file)
+    grid.run()
+    assert grid.status.finished
+    table = project.load("grid").get_table()
+    assert len(table) == N_POINTS and set(COLUMNS) <= set(table.columns)
+    assert grid.output.n_computed == N_POINTS and table["job_name"].is_unique
+    combos = set(zip(table.training_level, table.subset_size, table.energy_weight, table.sampling, table.repetition,
+                     strict=True))
+    assert combos == set(itertools.product([1, 3], [3, 6], [5.0, 50.0], ["energy", "random"], [0, 1]))
+    assert (table["reference_level"] == 3).all() and (table["n_train"] == table["subset_size"]).all()
+
+    # every point is a finished QSnapFit child of the grid
+    jobs = project.job_table()
+    children = jobs[jobs.hamilton == "QSnapFit"]
+    assert len(children) == N_POINTS and set(children.job) == set(table.job_name)
+    assert (children.masterid == grid.job_id).all() and (children.status == "finished").all()
+
+    # pr.create_table pulls the grid coordinates, errors and cost of every point
+    collect = project.create_table("collect")
+    collect.db_filter_function = lambda df: df.hamilton == "QSnapFit"
+    for name in ("training_level", "subset_size", "sampling", "repetition", "energy_weight", "force_weight",
+                 "twojmax"):
+        collect.add[name] = lambda j, name=name: j.content["input/data"][name]
+    for name in ("n_train", "dft_seconds", "test_energy_rmse", "test_energy_rmse_shifted", "test_force_rmse"):
+        collect.add[name] = lambda j, name=name: j.content[f"output/{name}"]
+    collect.run()
+    frame = collect.get_dataframe()
+    assert len(frame) == N_POINTS
+    frame["job_name"] = frame["job_id"].map(jobs.set_index("id")["job"])
+    merged = frame.merge(table, left_on="job_name", right_on="job_name", suffixes=("", "_grid"))
+    assert len(merged) == N_POINTS
+    for name in ("training_level", "subset_size", "repetition", "twojmax", "n_train"):
+        assert (merged[name] == merged[f"{name}_grid"]).all(), name
+    for name in ("energy_weight", "dft_seconds", "test_energy_rmse", "test_force_rmse", "test_energy_rmse_shifted"):
+        np.testing.assert_allclose(merged[name], merged[f"{name}_grid"], rtol=1e-12, err_msg=name)
+
+    # a child holds the full fit, equal to a standalone fit of its training set
+    row = table.iloc[5]
+    child = project.load(row["job_name"])
+    errors = child.output.errors
+    assert isinstance(errors, pd.DataFrame) and len(errors) == 2 * small_dataset.n_levels
+    reference = fit_qsnap(small_dataset, child.output.train_indices, int(row["training_level"]),
+                          row["energy_weight"], row["force_weight"], twojmax=4,
+                          test_indices=child.input.test_indices)
+    np.testing.assert_allclose(child.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
+    assert row["test_force_rmse"] == pytest.approx(reference.error("test", 3)["force_rmse"], rel=1e-9)
+    assert row["dft_seconds"] == pytest.approx(
+        small_dataset.seconds[small_dataset.level_index(int(row["training_level"])), child.output.train_indices].sum())
+    assert child.get_potential().iloc[0]["Model"] == "Custom"
+    assert not np.intersect1d(child.output.train_indices, child.input.test_indices).size
+
+    # recommend: the cheapest point meeting the targets, checked by brute force over the table
+    e_target = float(table["test_energy_rmse"].median())
+    f_target = float(table["test_force_rmse"].quantile(0.75))
+    rec = grid.recommend(max_energy_rmse=e_target, max_force_rmse=f_target, max_twojmax=4)
+    ok = table[(table.test_energy_rmse <= e_target) & (table.test_force_rmse <= f_target)]
+    assert rec.targets_met and not ok.empty
+    assert rec.cost == pytest.approx(ok["dft_seconds"].min())
+    assert rec.row["test_energy_rmse"] <= e_target and rec.row["test_force_rmse"] <= f_target
+    impossible = grid.recommend(max_energy_rmse=1e-6)
+    assert not impossible.targets_met and "max_energy_rmse" in impossible.unreachable_targets
+    with pytest.raises(KeyError, match="max_twojmax"):
+        grid.recommend(min_md_speed=1e5)
+
+    front = grid.pareto(["test_energy_rmse", "dft_seconds"])
+    values = table[["test_energy_rmse", "dft_seconds"]].to_numpy()
+    for e, s in front[["test_energy_rmse", "dft_seconds"]].to_numpy():
+        assert not np.any(np.all(values <= [e, s], axis=1) & np.any(values < [e, s], axis=1))
+
+    for figure in (plots.plot_weight_tradeoff(table, path=tmp_path / "fig45.png"),
+                   plots.plot_subset_size(table, path=tmp_path / "fig6.png"),
+                   plots.plot_pareto(table, path=tmp_path / "fig78.png")):
+        assert isinstance(figure, matplotlib.figure.Figure)
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("fig45.png", "fig6.png", "fig78.png"))
+
+
+def test_grid_resumes_after_interrupt(project, dataset_file, monkeypatch):
+    store = grid_module.TradeoffGrid._store_point
+    calls = {"n": 0}
+
+    def interrupt_after_seven(self, *args, **kwargs):
+        if calls["n"] == 7:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return store(self, *args, **kwargs)
+
+    monkeypatch.setattr(grid_module.TradeoffGrid, "_store_point", interrupt_after_seven)
+    grid = _grid(project, dataset_file, "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        grid.run()
+    monkeypatch.setattr(grid_module.TradeoffGrid, "_store_point", store)
+    jobs = project.job_table()
+    first = jobs[jobs.hamilton == "QSnapFit"].set_index("job")["id"]
+    assert len(first) == 7  # the points stored before the interrupt are registered
+
+    grid = project.load("resumed")
+    assert not grid.status.finished
+    grid.run()
+    assert grid.status.finished and grid.output.n_computed == N_POINTS - 7
+    table = grid.get_table()
+    assert len(table) == N_POINTS and table["job_name"].is_unique
+    jobs = project.job_table()
+    now = jobs[jobs.hamilton == "QSnapFit"].set_index("job")["id"]
+    assert len(now) == N_POINTS
+    assert (now[first.index] == first).all()  # the first seven were not recomputed or replaced
+
+    grid.status.aborted = True  # as if it had been interrupted once more: nothing is left to compute
+    grid.run()
+    assert grid.output.n_computed == 0 and len(grid.get_table()) == N_POINTS
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"subset_sizes": []}, "zero points"),
+        ({"subset_sizes": [3, 50]}, "larger than the training pool"),
+        ({"levels": [2, 6]}, "not in the dataset"),
+        ({"weight_ratios": [0.0]}, "weight ratio"),
+        ({"twojmax": [5]}, "even"),
+        ({"sampling": ["leverage"]}, "unknown sampling"),
+        ({"test_indices": [0, 40]}, "outside"),
+    ],
+)
+def test_grid_bad_input(project, dataset_file, monkeypatch, change, match):
+    def fail(*args, **kwargs):
+        raise AssertionError("LAMMPS was started")
+
+    monkeypatch.setattr(descriptors_module, "_lammps_instance", fail)
+    grid = _grid(project, dataset_file, "bad_grid")
+    for key, value in change.items():
+        grid.input[key] = value
+    with pytest.raises(ValueError, match=match):
+        grid.run()
+    table = project.job_table()
+    assert "bad_grid" not in (table.job.tolist() if len(table) else [])
