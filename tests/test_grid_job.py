@@ -173,3 +173,31 @@ def test_grid_bad_input(project, dataset_file, monkeypatch, change, match):
         grid.run()
     table = project.job_table()
     assert "bad_grid" not in (table.job.tolist() if len(table) else [])
+
+
+def test_measured_md_speed_drives_recommend(project, dataset_file):
+    grid = _grid(project, dataset_file, name="speed_grid")
+    grid.input.twojmax = [2, 4]
+    grid.input.levels = [3]
+    grid.input.repetitions = 1
+    grid.run()
+    with pytest.raises(KeyError, match="md_speed"):
+        grid.recommend(max_energy_rmse=1e6, min_md_speed=1.0)
+    speeds = grid.measure_md_speed(n_atoms=64, steps=20)
+    assert set(speeds) == {2, 4} and all(v > 0 for v in speeds.values())
+    assert speeds[2] > speeds[4]  # fewer bispectrum components run faster
+    jobs = project.job_table()
+    probes = jobs[jobs.hamilton == "MDSpeed"]
+    assert len(probes) == 2 and (probes.masterid == grid.job_id).all()
+
+    table = project.load("speed_grid").get_table()
+    assert {"md_speed", "md_cost"} <= set(table.columns)
+    assert (table.loc[table.twojmax == 4, "md_speed"] == speeds[4]).all()
+    # a speed target between the two measured speeds admits only 2Jmax 2
+    threshold = 0.5 * (speeds[2] + speeds[4])
+    choice = grid.recommend(max_energy_rmse=1e6, min_md_speed=threshold)
+    assert choice.targets_met and choice.row["twojmax"] == 2
+    feasible = table[(table.md_speed >= threshold) & (table.test_energy_rmse <= 1e6)]
+    assert choice.row["dft_seconds"] == feasible.dft_seconds.min()
+    front = grid.pareto(objectives=["test_energy_rmse", "md_cost"])
+    assert len(front) >= 1 and set(front.twojmax) <= {2, 4}

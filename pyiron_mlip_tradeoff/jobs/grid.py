@@ -243,7 +243,67 @@ class TradeoffGrid(FastStorageJob):
         table = self.output.get("table")
         if table is None:
             raise ValueError(f"grid {self.job_name!r} has no results yet (status: {self.status})")
-        return table.copy()
+        table = table.copy()
+        speeds = self.md_speeds()
+        if speeds:
+            table["md_speed"] = [speeds.get(int(tj), np.nan) for tj in table["twojmax"]]
+            table["md_cost"] = 1.0 / table["md_speed"]
+        return table
+
+    # -- MD cost -----------------------------------------------------------------------------------------------
+    def md_speeds(self) -> dict[int, float]:
+        """Measured LAMMPS speed per 2Jmax (atom-timesteps/s), empty until :meth:`measure_md_speed` ran."""
+        stored = self.output.get("md_speed")
+        if not stored:
+            return {}
+        stored = _builtin(stored)
+        return {int(k): float(v) for k, v in zip(stored["twojmax"], stored["atom_steps_per_second"], strict=True)}
+
+    def measure_md_speed(self, n_atoms: int = 2000, steps: int = 100, cores: int = 1,
+                         twojmax: Sequence[int] | None = None) -> dict[int, float]:
+        """Measure the MD speed of a qSNAP model of each 2Jmax of the grid with an ``MDSpeed`` job and keep it.
+
+        The cost of ``pair_style snap`` per step does not depend on the coefficient values, so the speed is measured
+        with a probe model of the right size and tiny coefficients (which cannot blow up); whether a particular fitted
+        model is *stable* is a separate question for ``MDSpeed(fit_job=...)``. Afterwards :meth:`get_table` carries
+        ``md_speed`` (atom-timesteps/s) and ``md_cost`` (s per atom-timestep) columns, and ``recommend(min_md_speed=…)``
+        and ``pareto(objectives=[..., "md_cost"])`` use the measurement instead of the column-count proxy.
+
+        Args:
+            n_atoms: size of the hcp Be cell (about; atoms).
+            steps: timed MD steps.
+            cores: MPI ranks of the LAMMPS run.
+            twojmax: which 2Jmax to measure (default: all of the grid's).
+
+        Returns:
+            ``{twojmax: atom-timesteps per second}``.
+        """
+        from ..descriptors import n_columns, resolve_settings
+
+        if not self.status.finished:
+            raise RuntimeError(f"grid {self.job_name!r} has status {self.status}; run it first")
+        settings = dict(_builtin(self.input.descriptor_settings) or {})
+        values = sorted({int(t) for t in (twojmax or self.get_table()["twojmax"].unique())})
+        speeds = self.md_speeds()
+        for tj in values:
+            resolved = resolve_settings(tj, settings)
+            p = n_columns(tj, int(resolved["quadraticflag"]), int(resolved["bzeroflag"]))
+            name = f"{self.job_name}_md_speed_j{tj}"
+            job = self.project.create.job.MDSpeed(name)
+            if not job.status.finished:
+                job.input.coefficients = np.full(p, 1e-10)
+                job.input.twojmax = tj
+                job.input.descriptor_settings = settings
+                job.input.element = self.input.element
+                job.input.n_atoms = n_atoms
+                job.input.steps = steps
+                job.input.cores = cores
+                job.master_id = self.job_id
+                job.run()
+            speeds[tj] = float(job.output.atom_steps_per_second)
+        self.output.md_speed = {"twojmax": list(speeds), "atom_steps_per_second": list(speeds.values())}
+        self.to_hdf()
+        return speeds
 
     def pareto(
         self,
@@ -253,7 +313,8 @@ class TradeoffGrid(FastStorageJob):
         """Non-dominated grid points (all objectives minimised), sorted by the first objective.
 
         Objectives are table columns, plus ``md_cost_proxy`` (qSNAP column count of the point's 2Jmax — a stand-in
-        for MD cost until measured speeds exist; larger is slower). ``summarize`` (``"mean"``, ``"median"``,
+        for MD cost; larger is slower) and, after :meth:`measure_md_speed`, ``md_cost`` (measured seconds per
+        atom-timestep). ``summarize`` (``"mean"``, ``"median"``,
         ``"max"``) first aggregates the repetitions of each recipe.
         """
         table = self.get_table()
@@ -276,9 +337,9 @@ class TradeoffGrid(FastStorageJob):
         """The cheapest grid point (by ``cost``, default the training set's DFT seconds) meeting the targets.
 
         Delegates to :func:`pyiron_mlip_tradeoff.pareto.recommend` (errors vs the top level: meV/atom, meV/Å).
-        MD speed has not been measured yet, so ``min_md_speed`` raises a KeyError explaining that; limit the model
-        size with ``max_twojmax`` (the column-count proxy) instead. ``summarize`` aggregates repetitions first
-        (``"max"``: a recipe that meets the targets for every draw).
+        ``min_md_speed`` (atom-timesteps/s) needs the measured speeds of :meth:`measure_md_speed` (a KeyError says
+        so otherwise); ``max_twojmax`` limits the model size without a measurement. ``summarize`` aggregates
+        repetitions first (``"max"``: a recipe that meets the targets for every draw).
         """
         table = self.get_table()
         if summarize is not None:
