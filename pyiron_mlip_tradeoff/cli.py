@@ -56,7 +56,62 @@ def run_demo(output: Path, levels: list[int], cores: int) -> int:
     print(f"LadderDataset:    {dataset_path}")
     print("job table:")
     print(pr.job_table()[["id", "job", "hamilton", "status"]].to_string(index=False))
+    run_demo_grid(pr, output)
     return 0
+
+
+def demo_dataset(min_configs: int = 24):
+    """The bundled dataset, or — while it is still being computed — the bundled configurations finished at the
+    most levels (1–4, else 1–3, else 1–2) of which at least ``min_configs`` are complete."""
+    from .dataset import load_bundled
+
+    try:
+        return load_bundled(), "bundled dataset"
+    except FileNotFoundError:
+        from .bundled import DEFAULT_UNIT_STORE, collect_bundled
+
+        if not DEFAULT_UNIT_STORE.is_dir():
+            return None, "no bundled data in this installation"
+        for top in (4, 3, 2):
+            dataset = collect_bundled(levels=list(range(1, top + 1)))
+            if dataset.n_configs >= min_configs:
+                return dataset, f"{dataset.n_configs} bundled configurations finished so far at levels 1–{top}"
+        return None, "too few bundled configurations finished so far"
+
+
+def run_demo_grid(pr, output: Path) -> None:
+    """A small trade-off grid on the bundled data: Pareto figures and a recommended recipe."""
+    from .plots import plot_pareto, plot_subset_size, plot_weight_tradeoff
+
+    dataset, description = demo_dataset()
+    if dataset is None:
+        print(f"\ntrade-off grid skipped: {description}")
+        return
+    path = dataset.save(output / "demo_grid_dataset.h5")
+    pool = dataset.n_configs // 2
+    sizes = sorted({max(4, pool // 8), max(6, pool // 4), max(8, pool // 2), pool})
+    grid = pr.create.job.TradeoffGrid("be_demo_grid")
+    if not grid.status.finished:
+        grid.input.dataset = str(path)
+        grid.input.subset_sizes = sizes
+        grid.input.twojmax = [4]
+        grid.input.sampling = ["energy", "block", "random"]
+        grid.input.repetitions = 1
+        grid.run()
+    table = grid.get_table()
+    top = dataset.levels[-1]
+    print(f"\nTrade-off grid on the {description}: {len(table)} qSNAP fits (2Jmax 4), errors vs level {top}")
+    for plot, filename in ((plot_pareto, "pareto_fronts.png"), (plot_weight_tradeoff, "energy_force_weights.png"),
+                           (plot_subset_size, "error_vs_subset_size.png")):
+        plot(table, path=output / filename)
+        print(f"figure: {output / filename}")
+    best_energy, best_force = table.test_energy_rmse.min(), table.test_force_rmse.min()
+    target_energy, target_force = 1.5 * best_energy, 1.5 * best_force
+    choice = grid.recommend(max_energy_rmse=target_energy, max_force_rmse=target_force, max_twojmax=4)
+    print(f"example target: energy ≤ {target_energy:.1f} meV/atom and forces ≤ {target_force:.0f} meV/Å "
+          "(1.5× the best in the grid)")
+    print(choice.message)
+    print("recipe:", choice.recipe())
 
 
 #: the study's Table 3 (VASP, Be, vs level 6): energy RMS meV/atom unshifted, bulk-shifted, mean-shifted; force meV/Å
