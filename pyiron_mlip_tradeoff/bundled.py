@@ -30,6 +30,7 @@ __all__ = [
     "MAX_ATOMS",
     "bundled_structures",
     "collect_bundled",
+    "store_status",
     "make_bundled_dataset",
     "DEFAULT_UNIT_STORE",
 ]
@@ -198,3 +199,31 @@ def validate_top_level(
             }
         )
     return pd.DataFrame(rows)
+
+
+def store_status(unit_store: str | os.PathLike = DEFAULT_UNIT_STORE):
+    """Progress of the bundled ladder: per embedded level the finished, failed and missing calculations and the
+    mean wall and CPU seconds of the finished ones (a DataFrame indexed by level)."""
+    import pandas as pd
+
+    from .ladder import collect_ladder
+
+    structures, _ = bundled_structures()
+    levels = [EMBEDDED_LADDER[lv] for lv in sorted(EMBEDDED_LADDER)]
+    results = collect_ladder(structures, levels, unit_store, "gpaw", {})
+    pending = np.array([[m == "not computed" for m in row] for row in results.messages])
+    done = ~pending
+    rows = []
+    for i, level in enumerate(levels):
+        rows.append(
+            {
+                "level": level.level,
+                "settings": level.describe(),
+                "finished": int((done[i] & ~results.failed[i]).sum()),
+                "failed": int((done[i] & results.failed[i]).sum()),
+                "missing": int(pending[i].sum()),
+                "mean_seconds": float(np.nanmean(results.seconds[i])) if done[i].any() else float("nan"),
+                "mean_core_seconds": float(np.nanmean(results.core_seconds[i])) if done[i].any() else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("level")

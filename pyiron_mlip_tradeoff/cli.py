@@ -167,10 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     make.add_argument("--unit-store", default=None, help="folder of finished calculations (default: data/be_ladder)")
     make.add_argument("--levels", type=int, nargs="+", default=None, help="embedded levels to compute now")
     make.add_argument("--cores", type=int, default=2)
+    sub.add_parser("dataset-status", help="progress of the bundled dataset's calculations per level")
     check = sub.add_parser("validate-ladder", help="embedded level 6 vs the reference level 6 on sample configurations")
     check.add_argument("--n-configs", type=int, default=10)
     check.add_argument("--cores", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.command == "dataset-status":
+        from .bundled import store_status
+
+        print(store_status().to_string(float_format=lambda v: f"{v:.2f}"))
+        return 0
     if args.command == "validate-ladder":
         from .bundled import validate_top_level
 
