@@ -149,3 +149,18 @@ def test_bad_input_rejected_before_any_work(base_project, monkeypatch, change, e
         job.run()
     table = base_project.job_table()
     assert "bad" not in (table.job.tolist() if len(table) else [])
+
+
+def test_pool_from_a_precision_ladder_job(project, hcp_be, rattled_be):
+    ladder = project.create.job.PrecisionLadder("pool_ladder")
+    ladder.input.structures = [hcp_be, rattled_be, hcp_be.repeat((2, 1, 1))]
+    ladder.input.levels = [1]
+    ladder.run()
+    job = project.create.job.LeverageSelection("from_ladder")
+    job.input.dataset = "pool_ladder"
+    job.input.twojmax = 4
+    job.input.method = "block"
+    job.input.sizes = [2]
+    job.run()
+    assert job.status.finished and len(job.output.scores) == 3
+    assert sorted(job.get_selection(2)) == sorted(set(job.get_selection(2)))

@@ -23,11 +23,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
-from ..dataset import LadderDataset
 from ..descriptors import DescriptorStore, resolve_settings, validate_structures
 from ..leverage import leverage_scores, ranking, repetition_rng
 from .base import StructureInputJob
@@ -47,7 +45,8 @@ class LeverageSelection(StructureInputJob):
 
     Input (``job.input``):
         structures: list of ASE/pyiron structures (periodic, one element), or ``None`` when ``dataset`` is given.
-        dataset: path of a :class:`~pyiron_mlip_tradeoff.dataset.LadderDataset` file whose structures form the pool.
+        dataset: a :class:`~pyiron_mlip_tradeoff.dataset.LadderDataset` file, ``"bundled"``, or the name/id of a
+            ``PrecisionLadder`` job, whose structures form the pool (its labels are never read).
         element: the element of the descriptors (default ``"Be"``).
         twojmax: qSNAP band limit 2Jmax (4, 6, 8, 10 in the study).
         descriptor_settings: FitSNAP ``[BISPECTRUM]`` settings overriding the study's defaults.
@@ -90,10 +89,9 @@ class LeverageSelection(StructureInputJob):
         if has_structures == (dataset is not None):
             raise ValueError("give exactly one of input.structures (a list of structures) and input.dataset (a path)")
         if dataset is not None:
-            path = Path(str(dataset))
-            if not path.is_file():
-                raise FileNotFoundError(f"input.dataset: no LadderDataset file at {path}")
-            return LadderDataset.load(path).structures
+            from .fit import load_dataset
+
+            return load_dataset(dataset, self.project).structures
         return list(structures)
 
     def _settings(self) -> dict:
