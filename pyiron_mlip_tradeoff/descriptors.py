@@ -48,6 +48,7 @@ __all__ = [
     "compute_descriptors",
     "descriptor_key",
     "iter_descriptor_blocks",
+    "n_bispectrum_components",
     "n_columns",
     "resolve_settings",
     "validate_structures",
@@ -143,8 +144,12 @@ def resolve_settings(twojmax: int, settings: Mapping | None = None) -> dict:
     return resolved
 
 
-def _n_bispectrum(twojmax: int) -> int:
-    """Number of bispectrum components B_{j1 j2 j} that LAMMPS keeps for band limit ``twojmax``."""
+def n_bispectrum_components(twojmax: int) -> int:
+    """Number of (linear) bispectrum components B_{j1 j2 j} that LAMMPS ``compute snap`` keeps for ``twojmax``.
+
+    The components are the triples with 0 ≤ j2 ≤ j1 ≤ 2Jmax, |j1 − j2| ≤ j ≤ min(2Jmax, j1 + j2), j1 + j2 + j even,
+    and j ≥ j1 (the symmetry-reduced set); all indices are doubled angular momenta.
+    """
     count = 0
     for j1 in range(twojmax + 1):
         for j2 in range(j1 + 1):
@@ -156,7 +161,7 @@ def _n_bispectrum(twojmax: int) -> int:
 
 def n_columns(twojmax: int, quadraticflag: int = 1, bzeroflag: int = 0) -> int:
     """Number of descriptor columns p for one element: 120/496/1596/4278 for 2Jmax 4/6/8/10 (study defaults)."""
-    linear = _n_bispectrum(int(twojmax))
+    linear = n_bispectrum_components(int(twojmax))
     p = linear + (linear * (linear + 1) // 2 if quadraticflag else 0)
     return p + (0 if bzeroflag else 1)
 

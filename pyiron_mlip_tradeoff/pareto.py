@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .descriptors import n_bispectrum_components, n_columns
+
 __all__ = [
     "n_bispectrum_components",
     "qsnap_column_count",
@@ -42,25 +44,6 @@ RECIPE_COLUMNS = ("training_level", "subset_size", "sampling", "energy_weight", 
 # MD cost proxy
 
 
-def n_bispectrum_components(twojmax: int) -> int:
-    """Number of (linear) bispectrum components B_{j1 j2 j} for one element, LAMMPS ``compute sna`` conventions.
-
-    The components are the triples with 0 ≤ j2 ≤ j1 ≤ 2Jmax, |j1 − j2| ≤ j ≤ min(2Jmax, j1 + j2), j1 + j2 + j even,
-    and j ≥ j1 (the symmetry-reduced set). All indices here are doubled angular momenta.
-
-    Args:
-        twojmax: 2Jmax, a non-negative integer.
-    """
-    twojmax = _as_twojmax(twojmax)
-    count = 0
-    for j1 in range(twojmax + 1):
-        for j2 in range(j1 + 1):
-            for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2):
-                if j >= j1:
-                    count += 1
-    return count
-
-
 def qsnap_column_count(twojmax: int, n_elements: int = 1, quadratic: bool = True, constant: bool = True) -> int:
     """Number of model coefficients (design-matrix columns) of a (q)SNAP potential.
 
@@ -75,8 +58,7 @@ def qsnap_column_count(twojmax: int, n_elements: int = 1, quadratic: bool = True
         The column count, e.g. 120 / 496 / 1596 / 4278 for 2Jmax 4 / 6 / 8 / 10, one element, quadratic, constant.
         Used as the MD-cost proxy until measured MD speeds exist.
     """
-    k = n_bispectrum_components(twojmax)
-    per_element = k + (k * (k + 1) // 2 if quadratic else 0) + (1 if constant else 0)
+    per_element = n_columns(_as_twojmax(twojmax), quadraticflag=int(quadratic), bzeroflag=0 if constant else 1)
     if n_elements < 1:
         raise ValueError(f"n_elements must be at least 1, got {n_elements}")
     return int(n_elements) * per_element
