@@ -40,7 +40,8 @@ class PrecisionLadder(StructureInputJob):
         structures: list of ASE/pyiron structures (periodic cells, atoms ≥ 0.5 Å apart).
         levels: level numbers of the reference ladder (1–6) or :class:`PrecisionLevel` objects.
         engine: ``"gpaw"`` (embedded default, runs anywhere) or ``"vasp"`` (pyiron_atomistics ``Vasp`` child jobs).
-        cores: calculations run side by side, one core each (GPAW); cores per VASP job (VASP).
+        cores: calculations run side by side, one core each (GPAW); cores per VASP job (VASP). Default ``None``:
+            pyiron's ``job.server.cores``.
         engine_options: engine keywords (GPAW: ``maxiter``, ``convergence``, ``xc``, ``symmetry``, ``txt``).
         retry_failed: recompute calculations that failed in an earlier run of this job.
         timeout: seconds after which one GPAW calculation is abandoned and marked failed (``None``: no limit).
@@ -59,7 +60,7 @@ class PrecisionLadder(StructureInputJob):
         self.input.structures = []
         self.input.levels = [1, 2, 3, 4, 5, 6]
         self.input.engine = "gpaw"
-        self.input.cores = 1
+        self.input.cores = None
         self.input.engine_options = {}
         self.input.retry_failed = False
         self.input.timeout = None
@@ -75,7 +76,7 @@ class PrecisionLadder(StructureInputJob):
     def validate_ready_to_run(self) -> None:
         """Check all input before anything is saved or computed (raises :class:`InputError`)."""
         validate_ladder_input(
-            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self.input.cores
+            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
         )
         timeout = self.input.timeout
         if timeout is not None and (not np.isfinite(timeout) or timeout <= 0):
@@ -83,6 +84,10 @@ class PrecisionLadder(StructureInputJob):
         if self.input.engine == "vasp":
             _require_vasp_executable(self.project)
         self.input.levels = self._levels_input()
+
+    def _cores(self):
+        """``input.cores``, or pyiron's ``job.server.cores`` when it is not set."""
+        return self.server.cores if self.input.cores is None else self.input.cores
 
     def _engine_options(self) -> dict:
         options = self.input.engine_options
@@ -120,7 +125,7 @@ class PrecisionLadder(StructureInputJob):
 
     def run_static(self):
         structures, levels, options = validate_ladder_input(
-            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self.input.cores
+            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
         )
         self.status.running = True
         workdir = Path(self.working_directory)
@@ -129,7 +134,7 @@ class PrecisionLadder(StructureInputJob):
         runner = self._run_vasp_unit if self.input.engine == "vasp" else None
         store = Path(self.input.unit_store) if self.input.unit_store else workdir
         results = run_ladder(
-            structures, levels, store, engine=self.input.engine, cores=int(self.input.cores),
+            structures, levels, store, engine=self.input.engine, cores=self._cores(),
             engine_options=options, retry_failed=bool(self.input.retry_failed), runner=runner,
             timeout=self.input.timeout, progress=True,
         )
@@ -166,7 +171,7 @@ class PrecisionLadder(StructureInputJob):
             return result_from_vasp_job(job, atoms, unit.level)
         configure_vasp_job(job, atoms, unit.level)
         job.master_id = self.job_id
-        job.server.cores = int(self.input.cores)
+        job.server.cores = self._cores()
         try:
             job.run()
         except Exception as err:  # a VASP crash marks this calculation failed, not the ladder
