@@ -215,8 +215,13 @@ class Recommendation:
     cost: float = float("nan")
 
     def recipe(self) -> dict[str, object]:
-        """The recipe fields as a dict."""
-        return {c: getattr(self, c) for c in RECIPE_COLUMNS}
+        """The recipe fields as a dict of plain Python values."""
+        return {c: _plain(getattr(self, c)) for c in RECIPE_COLUMNS}
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds (for printing and JSON); anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
