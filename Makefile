@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_DIR ?= demo_output
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean services services-stop
 
 install:
 	bash scripts/install.sh
@@ -23,3 +23,9 @@ bench: install
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache
+
+services:
+	bash scripts/services.sh start
+
+services-stop:
+	bash scripts/services.sh stop

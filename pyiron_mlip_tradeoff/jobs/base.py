@@ -8,6 +8,7 @@ from ase import Atoms
 from pyiron_base import PythonTemplateJob
 
 from ..dataset import arrays_to_atoms, atoms_to_arrays
+from .database import ensure_database_reachable
 
 __all__ = ["StructureInputJob"]
 
@@ -19,8 +20,13 @@ class StructureInputJob(PythonTemplateJob):
 
     The list is written as flat arrays (numbers, positions in Å, cells in Å, pbc, n_atoms) and read back as ASE
     ``Atoms``. Subclasses validate input in :meth:`validate_ready_to_run`, which pyiron calls before the job is
-    saved or run, so bad input never creates a job in the database.
+    saved or run, so bad input never creates a job in the database. An unreachable network database raises
+    :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
     """
+
+    def __init__(self, project, job_name):
+        ensure_database_reachable()
+        super().__init__(project, job_name)
 
     def to_hdf(self, hdf=None, group_name=None) -> None:
         structures = self.input.get("structures")

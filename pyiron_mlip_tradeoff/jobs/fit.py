@@ -33,6 +33,7 @@ from ..fitting import (
     fit_qsnap,
 )
 from ..lammps import pair_style_lines, write_snap_potential
+from .database import ensure_database_reachable
 
 __all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
 
@@ -72,8 +73,13 @@ class FastStorageJob(PythonTemplateJob):
 
     ``input`` goes with pyiron's generic job data (``input/data``), ``output`` into ``output/<name>``; a DataFrame
     in ``output`` is stored as its columns and loads back as a DataFrame. Storing a job costs a few ms instead of
-    tens, which matters when a grid stores thousands of them.
+    tens, which matters when a grid stores thousands of them. An unreachable network database raises
+    :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
     """
+
+    def __init__(self, project, job_name):
+        ensure_database_reachable()
+        super().__init__(project, job_name)
 
     def to_hdf(self, hdf=None, group_name=None) -> None:
         # what GenericJob.to_hdf writes (status, server, input/data) plus the output, in one uncompressed session

@@ -1,0 +1,170 @@
+"""Subprocess side of ``test_cluster.py``: one pyiron action per call, configured only by environment variables.
+
+``python tests/_cluster_driver.py ACTION ARGS_JSON OUTPUT_JSON``. Each call is a fresh Python process, so pyiron
+reads the database and resource settings (``PYIRONSQL*``, ``PYIRONRESOURCEPATHS``) that the test put in its
+environment, exactly as a user's process or a SLURM job would; the test process keeps its own SQLite set-up.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _structures():
+    import numpy as np
+    from ase.build import bulk
+
+    hcp = bulk("Be", "hcp", a=2.29, c=3.58)
+    rattled = hcp.copy()
+    rattled.positions += np.random.default_rng(7).normal(scale=0.05, size=rattled.positions.shape)
+    return [hcp, rattled]
+
+
+def _project(path):
+    from pyiron_base import Project
+
+    import pyiron_mlip_tradeoff  # noqa: F401  (registers the job classes)
+
+    return Project(path)
+
+
+def ladder(args: dict) -> dict:
+    """Run a level-1 ladder of two 2-atom Be cells, locally or through ``args["queue"]``; return its output."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.create.job.PrecisionLadder(args["name"])
+    job.input.structures = _structures()
+    job.input.levels = [1]
+    job.input.cores = int(args.get("cores", 1))
+    if args.get("queue"):
+        job.server.queue = args["queue"]
+        job.server.cores = int(args.get("cores", 1))
+    job.run()
+    queue_id = None
+    if args.get("queue"):
+        queue_id = job.server.queue_id
+        pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
+    job = pr.load(args["name"])
+    return {
+        "status": str(job.status), "energy": job.output.energy.tolist(), "forces": job.output.forces.tolist(),
+        "wall_seconds": time.perf_counter() - start, "queue_id": queue_id,
+        "working_directory": job.working_directory,
+    }
+
+
+def grid(args: dict) -> dict:
+    """Run a small ``TradeoffGrid`` (one database row per point) and report its row count and timing."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.create.job.TradeoffGrid(args["name"])
+    job.input.dataset = args["dataset"]
+    job.input.levels = [1]
+    job.input.subset_sizes = args["subset_sizes"]
+    job.input.weight_ratios = args["weight_ratios"]
+    job.input.twojmax = [4]
+    job.input.sampling = ["random"]
+    job.input.repetitions = int(args["repetitions"])
+    job.input.seed = int(args.get("seed", 0))
+    job.input.cache_dir = args.get("cache_dir")
+    if "start_at" in args:  # line both processes up so that their database writes overlap
+        time.sleep(max(0.0, args["start_at"] - time.time()))
+    written = time.time()
+    job.run()
+    return {"status": str(job.status), "n_points": int(job.output.n_points), "seconds": time.perf_counter() - start,
+            "run_started": written, "run_finished": time.time()}
+
+
+def count(args: dict) -> dict:
+    """Rows of the job table under ``args["project"]``, by status."""
+    pr = _project(args["project"])
+    table = pr.job_table(recursive=True)
+    return {"n_rows": len(table), "status": table.status.value_counts().to_dict(), "jobs": sorted(table.job)}
+
+
+class _Proxy:
+    """A TCP forwarder to the database server that can be cut, as a server restart or network loss would."""
+
+    def __init__(self, target: str):
+        import socket
+        import threading
+
+        host, _, port = target.partition(":")
+        self.target = (host, int(port or 5432))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        import socket
+
+        self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept(); close() alone does not
+        self.listener.close()
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
+
+def unreachable(args: dict) -> dict:
+    """Connect pyiron to the database through a proxy, cut it, then try to create and run a ladder."""
+    import os
+
+    proxy = _Proxy(os.environ["PYIRONSQHOST"])
+    os.environ["PYIRONSQHOST"] = f"127.0.0.1:{proxy.port}"
+    pr = _project(args["project"])
+    rows_before = len(pr.job_table())
+    proxy.cut()
+    start = time.perf_counter()
+    error = None
+    try:
+        job = pr.create.job.PrecisionLadder(args["name"])
+        job.input.structures = _structures()
+        job.input.levels = [1]
+        job.run()
+    except Exception as err:
+        error = {"type": type(err).__name__, "message": str(err)}
+    files = sorted(str(p.relative_to(args["project"])) for p in Path(args["project"]).rglob("*"))
+    return {"error": error, "seconds": time.perf_counter() - start, "files": files, "rows_before": rows_before}
+
+
+if __name__ == "__main__":
+    action, args_json, output = sys.argv[1:4]
+    try:
+        result = {"ok": True, **globals()[action](json.loads(args_json))}
+    except Exception:
+        result = {"ok": False, "traceback": traceback.format_exc()}
+    Path(output).write_text(json.dumps(result))
+    sys.stdout.flush()
+    # pyiron's database watchdog thread keeps the interpreter alive for its idle timeout; the work is done
+    import os
+
+    os._exit(0)
