@@ -9,7 +9,9 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
 * :func:`run_grid` — the full factorial (training level × subset size × weight ratio × 2Jmax × sampling ×
   repetition). Descriptors are computed once per 2Jmax, the test-set statistics once per 2Jmax, the statistics of
   the nested training subsets once per (sampling, repetition) ranking in a single pass, and every (level × weight)
-  fit comes from those statistics (one SVD per weight serves all training levels). No dense matrix is ever formed.
+  fit comes from those statistics: one SVD least-squares solve per weight serves all training levels, a small
+  subset's factorisation is shared by all weights (``regression.fit_weights``), and the errors of all fits of one
+  weight come from one matrix product per set. No dense matrix is ever formed.
   It yields one :class:`GridPoint` per grid point.
 
 Conventions: energies are fitted per atom (E_m / N_m, eV/atom); errors are reported in meV/atom (energy,
@@ -37,8 +39,9 @@ from .regression import (
     FitErrors,
     LinearStatistics,
     errors,
+    errors_many,
     fit,
-    fit_all_levels,
+    fit_weights,
     statistics_for_nested_subsets,
     statistics_from_blocks,
 )
@@ -249,17 +252,15 @@ def labelled_blocks(
 def errors_table(sets: Mapping[str, FitErrors]) -> pd.DataFrame:
     """One row per (set, reference level): ``set``, ``reference_level``, ``energy_rmse``, ``energy_rmse_shifted``,
     ``energy_shift`` (meV/atom) and ``force_rmse`` (meV/Å)."""
-    frames = []
-    for name, err in sets.items():
-        frames.append(pd.DataFrame({
-            "set": [name] * len(err.levels),
-            "reference_level": np.asarray(err.levels, dtype=np.int64),
-            "energy_rmse": np.asarray(err.energy_rmse, dtype=float),
-            "energy_rmse_shifted": np.asarray(err.energy_rmse_shifted, dtype=float),
-            "energy_shift": np.asarray(err.energy_shift, dtype=float),
-            "force_rmse": np.asarray(err.force_rmse, dtype=float),
-        }))
-    return pd.concat(frames, ignore_index=True)
+    # one DataFrame built from whole columns (a grid makes one table per point, so this is kept cheap)
+    errs = list(sets.values())
+    data = {
+        "set": np.repeat(np.array(list(sets), dtype=object), [len(e.levels) for e in errs]),
+        "reference_level": np.array([lv for e in errs for lv in e.levels], dtype=np.int64),
+    }
+    for name in ERROR_COLUMNS[2:]:
+        data[name] = np.concatenate([np.ravel(getattr(e, name)) for e in errs]).astype(float, copy=False)
+    return pd.DataFrame(data, copy=False)
 
 
 @dataclass
@@ -660,8 +661,10 @@ def run_grid(
     Per 2Jmax: descriptors of all configurations (from ``descriptors[twojmax]``, else the cache in ``cache_dir``, else
     in memory) and the test-set statistics, once. Per (sampling, repetition): the leverage scores of the pool
     (once per sampling method) give a ranking, and one pass over its prefix gives the statistics of every subset
-    size. Per (subset, weight ratio): one SVD of the stacked weighted factors, shared by all training levels;
-    errors on the subset and on the test set from their statistics.
+    size. Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
+    rows as the subset has, at most 2p + 1), shared by all training levels; for a subset with fewer rows than p the
+    factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
+    statistics, all training levels of a weight in one product.
 
     Args:
         dataset: the data.
@@ -725,6 +728,12 @@ def run_grid(
                 sizes = sorted(todo)
                 blocks = labelled_blocks(dataset, desc, order[: sizes[-1]])
                 for size, stats in statistics_for_nested_subsets(blocks, sizes, levels=levels):
+                    if stats.energy.n_rows + stats.force.n_rows < p:
+                        # fewer rows than columns: the minimum-norm fit is sensitive at the cond × eps level to
+                        # the order the rows were folded in. Refold this (cheap) subset in index order, as
+                        # fit_qsnap does, so that the grid point is exactly the standalone fit of its set.
+                        stats = statistics_from_blocks(labelled_blocks(dataset, desc, np.sort(order[:size])),
+                                                       levels=levels)
                     yield from _points_for_subset(dataset, spec, stats, test_stats, order[:size], todo[size],
                                                   sampling, rep, tj, p, reference)
 
@@ -734,19 +743,27 @@ def _points_for_subset(
     train: np.ndarray, pending: set, sampling: str, rep: int, tj: int, p: int, reference: int,
 ) -> Iterator[GridPoint]:
     size = int(train.size)
+    train_sorted = np.sort(train)
+    seconds = {lv: _dft_seconds(dataset, lv, train) for lv in spec.levels}
+    wf = spec.force_weight
+    todo = []
     for ratio in spec.weight_ratios:
-        we, wf = ratio * spec.force_weight, spec.force_weight
+        we = ratio * wf
         wanted = [lv for lv in spec.levels if (lv, size, sampling, rep, we, wf, tj) in pending]
-        if not wanted:
-            continue
-        fits = fit_all_levels(stats, we, wf, rcond=spec.rcond, ridge=spec.ridge)
-        for lv in wanted:
-            beta = fits[lv].coefficients
-            table = errors_table({"train": errors(stats, beta), "test": errors(test_stats, beta)})
+        if wanted:
+            todo.append((ratio, we, wanted))
+    # one least-squares solve per weight for all training levels (sharing the factorisation of a small subset),
+    # then the errors of all wanted fits in one matrix product per set
+    all_fits = fit_weights(stats, [(we, wf) for _, we, _ in todo], rcond=spec.rcond, ridge=spec.ridge)
+    for (ratio, we, wanted), fits in zip(todo, all_fits, strict=True):
+        betas = np.column_stack([fits[lv].coefficients for lv in wanted])
+        train_errors, test_errors = errors_many(stats, betas), errors_many(test_stats, betas)
+        for j, lv in enumerate(wanted):
+            table = errors_table({"train": train_errors[j], "test": test_errors[j]})
             result = FitResult(
-                coefficients=beta, errors=table, dft_seconds=_dft_seconds(dataset, lv, train), n_train=size,
+                coefficients=fits[lv].coefficients, errors=table, dft_seconds=seconds[lv], n_train=size,
                 training_level=int(lv), energy_weight=we, force_weight=wf, twojmax=int(tj),
-                reference_level=reference, rank=int(fits[lv].rank), train_indices=np.sort(train),
+                reference_level=reference, rank=int(fits[lv].rank), train_indices=train_sorted.copy(),
                 test_indices=spec.test_indices,
             )
             yield GridPoint((lv, size, sampling, rep, we, wf, tj), float(ratio), sampling, rep, size, result, p)

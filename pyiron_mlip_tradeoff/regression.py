@@ -11,14 +11,16 @@ per precision level, so one set of statistics serves every training and referenc
 
 How the statistics work
 -----------------------
-For each part (energy, force) we keep the upper-triangular factor T of the augmented matrix of all its rows,
+For each part (energy, force) we keep the upper-triangular (trapezoidal) factor T of the augmented matrix of all
+its rows,
 
 * energy part: ``[1 | X_E | Y_E]`` (a leading column of ones, p descriptor columns, L target columns),
 * force part: ``[X_F | Y_F]``,
 
 so that ``[…] = Q T`` with Q having orthonormal columns. T is updated block by block (QR of ``[T; new rows]``), and two
 statistics merge by a QR of their stacked factors; both are exact because only orthogonal transformations are
-involved. Everything the fit and the errors need follows from T:
+involved. T has min(n_rows, k) rows for k augmented columns: a part with fewer rows than columns keeps an
+n_rows × k factor (the QR of the rows themselves, never padded), so a small training subset gives a small fit below. Everything the fit and the errors need follows from T:
 
 * the R factor of X and the projected targets z = Qᵀ Y are T's descriptor and target columns (for the energy part,
   after the ones column is eliminated; see :meth:`PartStatistics.r_and_z`);
@@ -34,10 +36,14 @@ A fit with weights (w_E, w_F) is the least-squares problem on the small stacked 
 ``[w_E A_E; w_F A_F] β ≈ [w_E b_E; w_F b_F]`` (A, b: the descriptor and level columns of the factors), whose Gram
 matrix and right-hand side products equal those of the full weighted matrix. Its singular values and right singular
 vectors are therefore the same as those of the full weighted matrix, so the SVD cut-off (rcond) acts exactly as it
-would in ``numpy.linalg.lstsq`` on all rows.
+would in ``numpy.linalg.lstsq`` on all rows. The stacked system has min(n_E, p + 1) + min(n_F, p) rows — never more
+than the data — and is solved by LAPACK's SVD-based least squares (``gelsd``, as ``numpy.linalg.lstsq``) for every
+training level at once, with the cut-off of ``lstsq`` on the full weighted matrix: rcond = eps · max(n_E + n_F, p)
+relative to the largest singular value.
 
-Cost: each update is a QR of a (k + rows) × k matrix with k = p + L (+1), so streaming n rows in batches of at least k
-rows costs about as much as one dense QR of all rows, and memory is O(k²) independent of the number of configurations.
+Cost: each update is a QR of a (min(rows so far, k) + new rows) × k matrix with k = p + L (+1), so streaming n rows in
+batches of at least k rows costs about as much as one dense QR of all rows, and memory is O(k²) independent of the
+number of configurations. A fit costs O(m² p) for the m ≤ 2p + 1 rows of the stacked system.
 
 Nothing in this module imports pyiron.
 """
@@ -64,7 +70,10 @@ __all__ = [
     "statistics_for_nested_subsets",
     "fit",
     "fit_all_levels",
+    "fit_weights",
     "errors",
+    "errors_many",
+    "default_rcond",
     "dense_fit",
     "dense_errors",
     "dense_fit_and_errors",
@@ -211,14 +220,17 @@ def concatenate_blocks(blocks: Iterable[ConfigurationBlock]) -> ConfigurationBlo
 # statistics
 
 
-def _triangular_factor(stacked: np.ndarray, k: int) -> np.ndarray:
-    """k × k upper-triangular factor of ``stacked`` (rows × k), zero-padded when there are fewer than k rows."""
-    if stacked.shape[0] == 0:
-        return np.zeros((k, k))
+def _triangular_factor(stacked: np.ndarray) -> np.ndarray:
+    """Upper-trapezoidal R of ``stacked`` (rows × k) with ``stacked = Q R``: min(rows, k) × k.
+
+    Only the R of the given rows is kept; with fewer rows than columns it is not padded with zero rows (padding
+    before the QR would let rounding noise of order eps‖stacked‖ into rows that should be empty).
+    """
+    m, k = stacked.shape
+    if m == 0:
+        return np.zeros((0, k))
     (r,) = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)
-    if r.shape[0] < k:
-        r = np.vstack([r, np.zeros((k - r.shape[0], k))])
-    return np.triu(r[:k])
+    return np.triu(r[: min(m, k)])
 
 
 @dataclass
@@ -226,8 +238,9 @@ class PartStatistics:
     """Sufficient statistics of one kind of rows (energy or force) of a configuration set.
 
     Attributes:
-        factor: (k, k) upper-triangular factor T of the augmented matrix ``[1 | X | Y]`` (``with_ones``) or
-            ``[X | Y]``; k = p + n_levels (+ 1).
+        factor: (r, k) upper-triangular (trapezoidal) factor T of the augmented matrix ``[1 | X | Y]``
+            (``with_ones``) or ``[X | Y]``; k = p + n_levels (+ 1), r = min(n_rows, k) — a set with few rows keeps a
+            small factor. Units: those of the columns (descriptor units, eV/atom or eV/Å for the targets).
         n_rows: number of rows folded in.
         n_params: p.
         with_ones: whether a leading ones column is carried (energy part: gives the mean and the centred factor).
@@ -243,13 +256,18 @@ class PartStatistics:
         return 1 if self.with_ones else 0
 
     @property
+    def n_columns(self) -> int:
+        """k, the number of augmented columns (ones, descriptors, targets)."""
+        return self.factor.shape[1]
+
+    @property
     def n_levels(self) -> int:
         return self.factor.shape[1] - self.n_params - self._lead
 
     @property
     def descriptor_columns(self) -> np.ndarray:
-        """T's descriptor columns restricted to the rows that can be non-zero: a (p + lead) × p matrix A with
-        AᵀA = XᵀX."""
+        """T's descriptor columns restricted to the rows that can be non-zero: a min(r, p + lead) × p matrix A with
+        AᵀA = XᵀX (r = rows of the factor)."""
         lead, p = self._lead, self.n_params
         return self.factor[: lead + p, lead : lead + p]
 
@@ -260,11 +278,14 @@ class PartStatistics:
         return self.factor[: lead + p, lead + p :]
 
     def r_and_z(self) -> tuple[np.ndarray, np.ndarray]:
-        """R (p × p, upper triangular, X = Q R) and z = Qᵀ Y (p × n_levels) of this part's rows alone."""
+        """R (p × p, upper triangular, X = Q R) and z = Qᵀ Y (p × n_levels) of this part's rows alone (zero rows
+        below the data's rows when there are fewer than p)."""
         lead, p = self._lead, self.n_params
         t = self.factor[:, lead:]
         if lead:
-            t = _triangular_factor(t.copy(), t.shape[1])
+            t = _triangular_factor(t.copy())
+        if t.shape[0] < p:
+            t = np.vstack([t, np.zeros((p - t.shape[0], t.shape[1]))])
         return t[:p, :p].copy(), t[:p, p:].copy()
 
     @property
@@ -294,19 +315,26 @@ class PartStatistics:
         return self.factor[0, 1:] / self.factor[0, 0]
 
     def residual_matrix(self, coefficients: np.ndarray) -> np.ndarray:
-        """T_X β − T_Y for every level at once: (k, n_levels); its column norms² are ‖X β − y_ℓ‖²."""
+        """T_X β − T_Y for every level at once: (r, n_levels); its column norms² are ‖X β − y_ℓ‖².
+
+        With a (p, n) matrix of coefficient vectors, the result is (r, n, n_levels): entry [:, j, ℓ] belongs to
+        β_j against level ℓ (one matrix product for all of them).
+        """
         lead, p = self._lead, self.n_params
-        return self.factor[:, lead : lead + p] @ np.reshape(coefficients, (p, 1)) - self.factor[:, lead + p :]
+        coefficients = np.asarray(coefficients, dtype=float)
+        if coefficients.ndim == 1:
+            return self.factor[:, lead : lead + p] @ coefficients.reshape(p, 1) - self.factor[:, lead + p :]
+        pred = self.factor[:, lead : lead + p] @ coefficients
+        return pred[:, :, None] - self.factor[:, None, lead + p :]
 
     def copy(self) -> PartStatistics:
         return PartStatistics(self.factor.copy(), self.n_rows, self.n_params, self.with_ones)
 
     def stacked_with(self, others: Sequence[PartStatistics]) -> PartStatistics:
         """Merge by a QR of the stacked factors."""
-        k = self.factor.shape[0]
         mats = [self.factor] + [o.factor for o in others]
         return PartStatistics(
-            _triangular_factor(np.vstack(mats), k),
+            _triangular_factor(np.vstack(mats)),
             self.n_rows + sum(o.n_rows for o in others),
             self.n_params,
             self.with_ones,
@@ -342,8 +370,8 @@ class LinearStatistics:
             raise ValueError(f"{n_levels} distinct level labels needed, got {levels!r}")
         ke, kf = 1 + n_params + n_levels, n_params + n_levels
         return cls(
-            PartStatistics(np.zeros((ke, ke)), 0, n_params, True),
-            PartStatistics(np.zeros((kf, kf)), 0, n_params, False),
+            PartStatistics(np.zeros((0, ke)), 0, n_params, True),
+            PartStatistics(np.zeros((0, kf)), 0, n_params, False),
             levels,
             0,
         )
@@ -459,7 +487,7 @@ class StatisticsAccumulator:
         self._rows_e += n
         self._rows_f += block.force_rows.shape[0]
         self._pending_configs += n
-        ke, kf = st.energy.factor.shape[0], st.force.factor.shape[0]
+        ke, kf = st.energy.n_columns, st.force.n_columns
         if self._rows_e >= (self._batch_rows or _default_batch_rows(ke)):
             self._flush_energy()
         if self._rows_f >= (self._batch_rows or _default_batch_rows(kf)):
@@ -469,8 +497,7 @@ class StatisticsAccumulator:
         st = self._stats
         if self._buf_e:
             part = st.energy
-            k = part.factor.shape[0]
-            part.factor = _triangular_factor(np.vstack([part.factor, *self._buf_e]), k)
+            part.factor = _triangular_factor(np.vstack([part.factor, *self._buf_e]))
             part.n_rows += self._rows_e
             self._buf_e, self._rows_e = [], 0
         st.n_configs += self._pending_configs
@@ -479,8 +506,7 @@ class StatisticsAccumulator:
     def _flush_force(self) -> None:
         if self._buf_f:
             part = self._stats.force
-            k = part.factor.shape[0]
-            part.factor = _triangular_factor(np.vstack([part.factor, *self._buf_f]), k)
+            part.factor = _triangular_factor(np.vstack([part.factor, *self._buf_f]))
             part.n_rows += self._rows_f
             self._buf_f, self._rows_f = [], 0
 
@@ -573,7 +599,8 @@ class LinearFit:
         level: training level label.
         energy_weight, force_weight: w_E, w_F of Eq. 1.
         rank: number of singular values kept (SVD) or p (ridge).
-        singular_values: singular values of the weighted design, descending (same as of the full weighted matrix).
+        singular_values: singular values of the weighted design, descending: the min(n_rows, p) singular values
+            of the full weighted matrix (computed from the stacked factors).
         rcond: relative cut-off that was used (None with ridge).
         ridge: Tikhonov parameter λ, or None.
     """
@@ -598,26 +625,58 @@ def _check_weight(name: str, w) -> float:
     return w
 
 
-def _solve_stacked(a: np.ndarray, b: np.ndarray, n_rows_full: int, rcond: float | None, ridge: float | None):
-    """Minimum-norm (truncated SVD) or Tikhonov solution of a β ≈ b for every column of b."""
+def default_rcond(n_rows_full: int, n_params: int) -> float:
+    """The cut-off ``numpy.linalg.lstsq(rcond=None)`` applies to an n_rows_full × n_params matrix:
+    eps · max(n_rows_full, n_params), relative to the largest singular value (dimensionless)."""
+    return float(np.finfo(float).eps * max(int(n_rows_full), int(n_params)))
+
+
+def _solve_stacked(
+    a: np.ndarray, b: np.ndarray, n_rows_full: int, rcond: float | None, ridge: float | None
+) -> tuple[np.ndarray, np.ndarray, int, float | None]:
+    """Minimum-norm truncated-SVD (or Tikhonov) solution of ``a β ≈ b`` for every column of ``b`` at once.
+
+    Args:
+        a: (m, p) stacked weighted factor; m is at most the number of rows of the full weighted matrix.
+        b: (m, n_rhs) stacked weighted targets.
+        n_rows_full: rows of the full weighted matrix (energy + force rows), for the default cut-off.
+        rcond: relative cut-off (None: :func:`default_rcond` of the *full* matrix, not of ``a``).
+        ridge: Tikhonov λ (then rcond is not used).
+
+    Returns:
+        ``(β (p, n_rhs), singular values (min(m, p),) descending, rank, rcond used or None)``.
+
+    Without ridge this is LAPACK ``gelsd`` (divide-and-conquer SVD least squares, what ``numpy.linalg.lstsq``
+    calls): singular values ≤ rcond · s_max count as zero, the others are inverted — the same rule, on the same
+    singular values, as ``lstsq`` applied to the full weighted matrix. It needs no singular vectors and handles all
+    right-hand sides in one call.
+    """
     p = a.shape[1]
-    u, s, vt = np.linalg.svd(a, full_matrices=False)
-    ub = u.T @ b
     if ridge is not None:
+        u, s, vt = np.linalg.svd(a, full_matrices=False)
         filt = s / (s**2 + ridge)
-        used_rcond, rank = None, p
-    else:
-        used_rcond = np.finfo(float).eps * max(n_rows_full, p) if rcond is None else float(rcond)
-        keep = s > used_rcond * (s[0] if s.size else 0.0)
-        filt = np.zeros_like(s)
-        filt[keep] = 1.0 / s[keep]
-        rank = int(keep.sum())
-    return vt.T @ (filt[:, None] * ub), s, rank, used_rcond
+        return vt.T @ (filt[:, None] * (u.T @ b)), s, p, None
+    used_rcond = default_rcond(n_rows_full, p) if rcond is None else float(rcond)
+    beta, _, rank, s = scipy.linalg.lstsq(
+        a, b, cond=used_rcond, lapack_driver="gelsd", check_finite=False, overwrite_a=True, overwrite_b=True
+    )
+    return beta, s, int(rank), used_rcond
 
 
-def _weighted_system(stats: LinearStatistics, energy_weight: float, force_weight: float):
-    a = np.vstack([energy_weight * stats.energy.descriptor_columns, force_weight * stats.force.descriptor_columns])
-    b = np.vstack([energy_weight * stats.energy.target_columns, force_weight * stats.force.target_columns])
+def _weighted_system(
+    stats: LinearStatistics, energy_weight: float, force_weight: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[w_E A_E; w_F A_F]`` (m × p, m = min(n_E, p + 1) + min(n_F, p)) and the matching weighted targets (m × L),
+    as new arrays the solver may overwrite."""
+    e, f = stats.energy, stats.force
+    a_e, a_f = e.descriptor_columns, f.descriptor_columns
+    me = a_e.shape[0]
+    a = np.empty((me + a_f.shape[0], stats.n_params))
+    np.multiply(energy_weight, a_e, out=a[:me])
+    np.multiply(force_weight, a_f, out=a[me:])
+    b = np.empty((a.shape[0], stats.n_levels))
+    np.multiply(energy_weight, e.target_columns, out=b[:me])
+    np.multiply(force_weight, f.target_columns, out=b[me:])
     return a, b
 
 
@@ -637,6 +696,49 @@ def _check_fit_input(stats, energy_weight, force_weight, rcond, ridge):
     return we, wf, rcond, ridge
 
 
+def _fit_pairs(
+    stats: LinearStatistics, checked: Sequence[tuple[float, float, float | None, float | None]]
+) -> list[dict[Hashable, LinearFit]]:
+    """Fits for every level and every checked (w_E, w_F, rcond, ridge), by one route whatever the number of pairs
+    (so a single fit and the same fit inside a grid give the same numbers).
+
+    Stacked system with m ≥ p rows: one ``gelsd`` solve per pair. With m < p rows (a small set): the unweighted
+    rows are factored once, ``[A_E; A_F] = L Q`` (L: m × m lower triangular, Q: m × p with orthonormal rows). A
+    weighting only scales rows, ``[w_E A_E; w_F A_F] = (D L) Q`` with D diagonal, so each pair needs only the m × m
+    problem ``(D L) y ≈ D b`` and β = Qᵀ y. The singular values of D L are those of the weighted system (Q has
+    orthonormal rows; Householder QR perturbs each row by eps relative to that row, which the row scaling keeps),
+    and β lies in the row space, so the cut-off, the minimum-norm property and ridge all carry over. This is what
+    ``gelsd`` does internally for a wide matrix, with the O(m² p) factorisation paid once instead of per pair.
+    """
+    if not checked:
+        return []
+    p = stats.n_params
+    n_full = stats.energy.n_rows + stats.force.n_rows
+    levels = stats.levels
+    out = []
+    if stats.energy.descriptor_columns.shape[0] + stats.force.descriptor_columns.shape[0] >= p:
+        for we, wf, rc, rd in checked:
+            beta, s, rank, used = _solve_stacked(*_weighted_system(stats, we, wf), n_full, rc, rd)
+            out.append({lv: LinearFit(beta[:, i].copy(), lv, we, wf, rank, s, used, rd) for i, lv in enumerate(levels)})
+        return out
+    a, b = _weighted_system(stats, 1.0, 1.0)
+    m = a.shape[0]
+    me = stats.energy.descriptor_columns.shape[0]
+    q, r = scipy.linalg.qr(a.T, mode="economic", overwrite_a=True, check_finite=False)  # aᵀ = q r, so a = rᵀ qᵀ
+    low = r.T
+    for we, wf, rc, rd in checked:
+        d = np.empty((m, 1))
+        d[:me], d[me:] = we, wf
+        if rd is None and rc is None:
+            rc = default_rcond(n_full, p)  # the full matrix's cut-off, not that of the m × m problem
+        y, s, rank, used = _solve_stacked(d * low, d * b, n_full, rc, rd)
+        beta = q @ y
+        if rd is not None:
+            rank = p
+        out.append({lv: LinearFit(beta[:, i].copy(), lv, we, wf, rank, s, used, rd) for i, lv in enumerate(levels)})
+    return out
+
+
 def fit_all_levels(
     stats: LinearStatistics,
     energy_weight: float,
@@ -645,17 +747,37 @@ def fit_all_levels(
     rcond: float | None = None,
     ridge: float | None = None,
 ) -> dict[Hashable, LinearFit]:
-    """Weighted fits for every training level at once (one SVD of the stacked system serves all levels).
+    """Weighted fits for every training level at once (one SVD least-squares solve of the stacked system, all
+    levels as right-hand sides).
 
     See :func:`fit` for the arguments; returns ``{level label: LinearFit}``.
     """
-    we, wf, rcond, ridge = _check_fit_input(stats, energy_weight, force_weight, rcond, ridge)
-    a, b = _weighted_system(stats, we, wf)
-    n_full = stats.energy.n_rows + stats.force.n_rows
-    beta, s, rank, used = _solve_stacked(a, b, n_full, rcond, ridge)
-    return {
-        lv: LinearFit(beta[:, i].copy(), lv, we, wf, rank, s, used, ridge) for i, lv in enumerate(stats.levels)
-    }
+    return _fit_pairs(stats, [_check_fit_input(stats, energy_weight, force_weight, rcond, ridge)])[0]
+
+
+def fit_weights(
+    stats: LinearStatistics,
+    weights: Sequence[tuple[float, float]],
+    *,
+    rcond: float | None = None,
+    ridge: float | None = None,
+) -> list[dict[Hashable, LinearFit]]:
+    """:func:`fit_all_levels` for several (w_E, w_F) pairs on the same training set, sharing work between them.
+
+    When the stacked system has fewer rows m than columns p (a small subset), its unweighted rows are factored
+    once, ``[A_E; A_F] = L Q``, and each pair then needs only an m × m SVD least-squares problem (details in
+    ``_fit_pairs``); with m ≥ p each pair is one ``gelsd`` solve. Every pair gives exactly what
+    :func:`fit_all_levels` gives for it.
+
+    Args:
+        stats: training-set statistics.
+        weights: (w_E, w_F) pairs, each > 0 (see :func:`fit`).
+        rcond, ridge: as in :func:`fit` (the default cut-off is ``lstsq``'s on the full weighted matrix).
+
+    Returns:
+        One ``{level label: LinearFit}`` per pair, in the order of ``weights``.
+    """
+    return _fit_pairs(stats, [_check_fit_input(stats, we, wf, rcond, ridge) for we, wf in weights])
 
 
 def fit(
@@ -690,12 +812,10 @@ def fit(
     Raises:
         ValueError: for weights ≤ 0 or non-finite, an unknown level, an empty set, or a bad rcond / ridge.
     """
-    we, wf, rcond, ridge = _check_fit_input(stats, energy_weight, force_weight, rcond, ridge)
-    j = stats.level_index(level)
-    a, b = _weighted_system(stats, we, wf)
-    n_full = stats.energy.n_rows + stats.force.n_rows
-    beta, s, rank, used = _solve_stacked(a, b[:, j : j + 1], n_full, rcond, ridge)
-    return LinearFit(beta[:, 0], level, we, wf, rank, s, used, ridge)
+    stats.level_index(level)  # unknown level: ValueError naming the known ones
+    # all levels are solved (the extra right-hand sides cost little) so that this fit is the very same one
+    # fit_all_levels and fit_weights give, to the last digit
+    return fit_all_levels(stats, energy_weight, force_weight, rcond=rcond, ridge=ridge)[level]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -750,29 +870,44 @@ def errors(stats: LinearStatistics, coefficients: np.ndarray | LinearFit) -> Fit
     beta = np.asarray(beta, dtype=float)
     if beta.shape != (stats.n_params,):
         raise ValueError(f"coefficients must have shape ({stats.n_params},), got {beta.shape}")
-    if not np.all(np.isfinite(beta)):
+    return errors_many(stats, beta[:, None])[0]
+
+
+def errors_many(stats: LinearStatistics, coefficients: np.ndarray) -> list[FitErrors]:
+    """:func:`errors` of several coefficient vectors on one set: one matrix product per part for all of them.
+
+    Args:
+        stats: statistics of the evaluation set.
+        coefficients: (p, n) matrix whose columns are coefficient vectors (eV per unit descriptor).
+
+    Returns:
+        n :class:`FitErrors`, in column order (meV/atom, meV/Å), each against every level of ``stats``.
+    """
+    betas = np.asarray(coefficients, dtype=float)
+    if betas.ndim != 2 or betas.shape[0] != stats.n_params:
+        raise ValueError(f"coefficients must have shape ({stats.n_params}, n), got {betas.shape}")
+    if not np.all(np.isfinite(betas)):
         raise ValueError("coefficients contain non-finite values")
     if stats.n_configs == 0:
         raise ValueError("cannot compute errors on an empty configuration set")
     n = stats.energy.n_rows
-    re = stats.energy.residual_matrix(beta)
-    e_sq = np.sum(re**2, axis=0)
-    e_centred_sq = np.sum(re[1:] ** 2, axis=0)
+    re = stats.energy.residual_matrix(betas)  # (r, n_fits, n_levels)
+    re_sq = re**2
+    e_centred_sq = np.sum(re_sq[1:], axis=0)
+    e_sq = e_centred_sq + re_sq[0]
     shift = re[0] / stats.energy.factor[0, 0]
     nf = stats.force.n_rows
     if nf:
-        f_rmse = np.sqrt(np.sum(stats.force.residual_matrix(beta) ** 2, axis=0) / nf)
+        f_rmse = np.sqrt(np.sum(stats.force.residual_matrix(betas) ** 2, axis=0) / nf)
     else:
-        f_rmse = np.full(stats.n_levels, np.nan)
-    return FitErrors(
-        levels=tuple(stats.levels),
-        energy_rmse=1e3 * np.sqrt(e_sq / n),
-        energy_rmse_shifted=1e3 * np.sqrt(e_centred_sq / n),
-        energy_shift=1e3 * shift,
-        force_rmse=1e3 * f_rmse,
-        n_configs=stats.n_configs,
-        n_force_rows=nf,
-    )
+        f_rmse = np.full(e_sq.shape, np.nan)
+    e_rmse, e_rmse_shifted = 1e3 * np.sqrt(e_sq / n), 1e3 * np.sqrt(e_centred_sq / n)
+    shift, f_rmse = 1e3 * shift, 1e3 * f_rmse
+    levels = tuple(stats.levels)
+    return [
+        FitErrors(levels, e_rmse[j], e_rmse_shifted[j], shift[j], f_rmse[j], stats.n_configs, nf)
+        for j in range(betas.shape[1])
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -13,12 +13,15 @@ from pyiron_mlip_tradeoff.regression import (
     StatisticsAccumulator,
     concatenate_blocks,
     configuration_blocks,
+    default_rcond,
     dense_errors,
     dense_fit,
     dense_fit_and_errors,
     errors,
+    errors_many,
     fit,
     fit_all_levels,
+    fit_weights,
     merge_statistics,
     statistics_for_nested_subsets,
     statistics_from_blocks,
@@ -133,10 +136,13 @@ def test_statistics_components_match_dense(data):
         np.testing.assert_allclose(r.T @ z, x.T @ y, rtol=1e-10, atol=1e-10 * np.abs(x.T @ y).max())
         np.testing.assert_allclose(part.target_sq_norms, np.sum(y**2, axis=0), rtol=1e-12)
         assert part.n_rows == x.shape[0]
-        # ||y||² − ||z||² is the least-squares residual of each level
+        # ‖Xβ − y‖² = ‖Rβ − z‖² + (‖y‖² − ‖z‖²) for every β, so the least-squares residuals agree. (‖y‖² − ‖z‖²
+        # alone is the residual only when X has full column rank; the force rows here have a zero column.)
         sol = np.linalg.lstsq(x, y, rcond=None)[0]
         resid = np.sum((x @ sol - y) ** 2, axis=0)
-        np.testing.assert_allclose(part.target_sq_norms - np.sum(z**2, axis=0), resid, rtol=1e-7)
+        sol_r = np.linalg.lstsq(r, z, rcond=None)[0]
+        resid_r = np.sum((r @ sol_r - z) ** 2, axis=0) + part.target_sq_norms - np.sum(z**2, axis=0)
+        np.testing.assert_allclose(resid_r, resid, rtol=1e-7)
     np.testing.assert_allclose(stats.energy.column_sums, d.energy_rows.sum(axis=0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(stats.energy.target_sums, d.energy_targets.sum(axis=0), rtol=1e-12)
     with pytest.raises(AttributeError):
@@ -448,6 +454,117 @@ def test_all_combinations_of_train_and_reference_levels(data):
         f = fit(st_tr, j, we, wf)
         beta, _, te = dense_fit_and_errors(d_tr, d_te, j, we, wf)
         assert_errors_close(errors(st_te, f), te)
+
+
+def _assert_errors_close_on_scale(stat_err, dense_err, rtol=RTOL):
+    for name in ("energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse"):
+        ref = getattr(dense_err, name)
+        np.testing.assert_allclose(getattr(stat_err, name), ref, rtol=rtol, atol=rtol * np.max(np.abs(ref)),
+                                   err_msg=name)
+
+
+def _few_row_blocks(rng: np.random.Generator, p: int, n_configs: int, max_atoms: int = 4):
+    """Well-conditioned blocks without a structurally zero column (a general design, Gaussian rows)."""
+    blocks = []
+    for _ in range(n_configs):
+        n = int(rng.integers(1, max_atoms + 1))
+        blocks.append(ConfigurationBlock(rng.normal(size=(1, p)), rng.normal(size=(1, 3)),
+                                         rng.normal(size=(3 * n, p)), rng.normal(size=(3 * n, 3))))
+    return blocks
+
+
+def test_factors_keep_only_the_rows_of_the_data():
+    """A set with fewer rows than columns keeps an n_rows × k factor (never padded), also after merging and in
+    nested subsets, so the stacked system of a fit has min(n_E, p + 1) + min(n_F, p) rows."""
+    rng = np.random.default_rng(11)
+    p = 30
+    blocks = _few_row_blocks(rng, p, 12)
+    ke, kf = 1 + p + 3, p + 3
+    for size, st in statistics_for_nested_subsets(blocks, [1, 2, 5, 12]):
+        d = concatenate_blocks(blocks[:size])
+        n_e, n_f = d.energy_rows.shape[0], d.force_rows.shape[0]
+        assert st.energy.factor.shape == (min(n_e, ke), ke)
+        assert st.force.factor.shape == (min(n_f, kf), kf)
+        assert st.energy.descriptor_columns.shape == (min(n_e, p + 1), p)
+        assert st.force.descriptor_columns.shape == (min(n_f, p), p)
+        for ga, gb in zip(st.gram(), statistics_from_blocks(blocks[:size]).gram(), strict=True):
+            np.testing.assert_allclose(ga, gb, rtol=1e-10, atol=1e-10 * np.abs(gb).max())
+    merged = merge_statistics([statistics_from_blocks(blocks[:1]), statistics_from_blocks(blocks[1:2])])
+    assert merged.force.factor.shape[0] == min(concatenate_blocks(blocks[:2]).force_rows.shape[0], kf)
+    empty = LinearStatistics.empty(p, 3)
+    assert empty.energy.factor.shape == (0, ke) and empty.force.factor.shape == (0, kf)
+    r, z = statistics_from_blocks(blocks[:1]).force.r_and_z()
+    assert r.shape == (p, p) and z.shape == (p, 3)
+
+
+@pytest.mark.parametrize("n_configs", [1, 2, 4, 9])
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (12.25, 1.0), (300.0, 1.0), (1.0, 0.02)])
+def test_few_row_subsets_match_dense(n_configs, weights):
+    """Subsets with fewer rows than the stacked system (n_E + n_F < 2p + 1, mostly even < p): the fit from the
+    trimmed factors equals dense lstsq on the weighted rows (minimum-norm solution, same rank and singular values)
+    and the errors equal dense predictions, to 1e-8 relative, for every training level at once."""
+    p = 60
+    rng = np.random.default_rng(100 * n_configs + int(weights[0]))
+    blocks = _few_row_blocks(rng, p, n_configs)
+    others = _few_row_blocks(rng, p, 30)
+    stats, dense = statistics_from_blocks(blocks, levels=LEVELS), concatenate_blocks(blocks)
+    test_stats, test_dense = statistics_from_blocks(others, levels=LEVELS), concatenate_blocks(others)
+    we, wf = weights
+    n_rows = dense.energy_rows.shape[0] + dense.force_rows.shape[0]
+    assert n_rows < 2 * p + 1
+    full = np.vstack([we * dense.energy_rows, wf * dense.force_rows])
+    s_full = np.linalg.svd(full, compute_uv=False)
+    fits = fit_all_levels(stats, we, wf)
+    (shared,) = fit_weights(stats, [(we, wf)])
+    for j, lv in enumerate(LEVELS):
+        f = fits[lv]
+        ref = dense_fit(dense, j, we, wf)
+        assert f.rank == min(n_rows, p) == np.linalg.lstsq(full, full @ ref, rcond=None)[2]
+        np.testing.assert_allclose(f.singular_values, s_full, rtol=1e-10)
+        assert f.rcond == pytest.approx(default_rcond(n_rows, p))
+        assert rel(f.coefficients, ref) < RTOL
+        assert rel(shared[lv].coefficients, ref) < RTOL
+        # training errors: the fit interpolates its own level (RMSE at rounding level there), so compare on the
+        # scale of the largest error over the levels
+        _assert_errors_close_on_scale(errors(stats, f), dense_errors(dense, ref, LEVELS))
+        assert_errors_close(errors(test_stats, f), dense_errors(test_dense, ref, LEVELS))
+
+
+@pytest.mark.parametrize("n_configs", [2, 5, 40])
+@pytest.mark.parametrize("options", [{}, {"rcond": 1e-3}, {"ridge": 0.3}])
+def test_fit_weights_equals_separate_fits(n_configs, options):
+    """The weight-shared solve (factor once, small problem per weight) equals a separate solve per weight, for
+    systems wider and taller than p, with the default cut-off, a coarse cut-off and ridge."""
+    p = 40
+    rng = np.random.default_rng(n_configs)
+    stats = statistics_from_blocks(_few_row_blocks(rng, p, n_configs), levels=LEVELS)
+    pairs = [(5.0, 1.0), (50.0, 1.0), (300.0, 2.0)]
+    shared = fit_weights(stats, pairs, **options)
+    assert len(shared) == len(pairs) and fit_weights(stats, [], **options) == []
+    for (we, wf), fits in zip(pairs, shared, strict=True):
+        separate = fit_all_levels(stats, we, wf, **options)
+        for lv in LEVELS:
+            a, b = fits[lv], separate[lv]
+            assert (a.energy_weight, a.force_weight, a.rank, a.rcond, a.ridge) == (
+                b.energy_weight, b.force_weight, b.rank, b.rcond, b.ridge)
+            np.testing.assert_allclose(a.singular_values, b.singular_values, rtol=1e-10)
+            assert rel(a.coefficients, b.coefficients) < 1e-9
+    with pytest.raises(ValueError, match="energy_weight"):
+        fit_weights(stats, [(5.0, 1.0), (0.0, 1.0)])
+
+
+def test_errors_many_equals_errors(data):
+    train, test = statistics_from_blocks(data[:30], levels=LEVELS), statistics_from_blocks(data[30:60], levels=LEVELS)
+    betas = np.column_stack([f.coefficients for f in fit_all_levels(train, 12.25, 1.0).values()])
+    for st in (train, test):
+        many = errors_many(st, betas)
+        assert len(many) == betas.shape[1]
+        for j, e in enumerate(many):
+            _assert_errors_close_on_scale(e, errors(st, betas[:, j]), rtol=1e-12)
+    with pytest.raises(ValueError, match="shape"):
+        errors_many(train, betas[:-1])
+    with pytest.raises(ValueError, match="non-finite"):
+        errors_many(train, np.full_like(betas, np.nan))
 
 
 def test_real_qsnap_descriptors_against_dense():
