@@ -1,0 +1,60 @@
+"""The bundled Be dataset: stored calculations are reproducible, progress bookkeeping, the loader."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pyiron_mlip_tradeoff.bundled import DEFAULT_UNIT_STORE, EMBEDDED_LADDER, collect_bundled, store_status
+from pyiron_mlip_tradeoff.dataset import BUNDLED_PATH, load_bundled
+from pyiron_mlip_tradeoff.ladder import run_ladder
+from pyiron_mlip_tradeoff.precision import REFERENCE_LADDER
+
+pytestmark = pytest.mark.skipif(not DEFAULT_UNIT_STORE.is_dir(), reason="no bundled unit store in this checkout")
+
+
+@pytest.fixture(scope="module")
+def finished_low_levels():
+    dataset = collect_bundled(levels=[1, 2])
+    if dataset.n_configs < 3:
+        pytest.skip("fewer than 3 bundled configurations are finished at levels 1–2")
+    return dataset
+
+
+def test_embedded_ladder_keeps_reference_levels_1_to_4():
+    for level in (1, 2, 3, 4):
+        assert EMBEDDED_LADDER[level] == REFERENCE_LADDER[level]
+    # the cheaper top levels are still ordered: denser k-points and higher cutoff than level 4
+    assert EMBEDDED_LADDER[4].kspacing > EMBEDDED_LADDER[5].kspacing > EMBEDDED_LADDER[6].kspacing
+    assert EMBEDDED_LADDER[4].cutoff < EMBEDDED_LADDER[5].cutoff <= EMBEDDED_LADDER[6].cutoff
+
+
+def test_three_stored_configurations_regenerate(finished_low_levels, tmp_path):
+    dataset = finished_low_levels
+    picks = np.argsort(dataset.n_atoms, kind="stable")[:3]
+    sample = dataset.subset(picks)
+    fresh = run_ladder(sample.structures, [EMBEDDED_LADDER[1], EMBEDDED_LADDER[2]], tmp_path, cores=2)
+    assert not fresh.failed.any()
+    per_atom = np.abs(fresh.energy - sample.energy) / sample.n_atoms[None, :]
+    assert per_atom.max() < 1e-4  # eV/atom; the SCF is converged to 1e-6 eV per electron
+    np.testing.assert_allclose(fresh.forces, sample.forces, atol=2e-3)
+    assert (fresh.kmesh == sample.kmesh).all()
+
+
+def test_status_counts_match_the_store():
+    status = store_status()
+    files = list((DEFAULT_UNIT_STORE / "units").glob("*.json"))
+    assert status.finished.sum() + status.failed.sum() == len(files)
+    assert (status.finished + status.failed + status.missing == 410).all()
+    some = json.loads(files[0].read_text())
+    assert some["engine"] == "gpaw" and "fingerprint" in some
+
+
+def test_loader():
+    if BUNDLED_PATH.is_file():
+        dataset = load_bundled()
+        assert dataset.n_configs >= 400 and dataset.levels == (1, 2, 3, 4, 5, 6)
+        assert np.isfinite(dataset.energy).all() and np.isfinite(dataset.forces).all()
+    else:
+        with pytest.raises(FileNotFoundError, match="make-dataset"):
+            load_bundled()
