@@ -10,9 +10,14 @@ from pyiron_base import PythonTemplateJob
 from ..dataset import arrays_to_atoms, atoms_to_arrays
 from .database import ensure_database_reachable
 
-__all__ = ["StructureInputJob"]
+__all__ = ["StructureInputJob", "to_builtin"]
 
 _PACKED = "__packed_structures__"
+
+
+def to_builtin(value):
+    """A pyiron ``DataContainer`` as plain Python lists/dicts; any other value unchanged."""
+    return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
 class StructureInputJob(PythonTemplateJob):

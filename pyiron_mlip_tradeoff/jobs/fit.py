@@ -33,15 +33,12 @@ from ..fitting import (
     fit_qsnap,
 )
 from ..lammps import pair_style_lines, write_snap_potential
+from .base import to_builtin
 from .database import ensure_database_reachable
 
 __all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
 
 _FRAME_MARK = "__dataframe__"
-
-
-def _builtin(value):
-    return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
 def _encode(value):
@@ -110,7 +107,7 @@ def load_dataset(spec, project=None) -> LadderDataset:
     Raises:
         ValueError/FileNotFoundError: when nothing matching is found, with what was tried.
     """
-    spec = _builtin(spec)
+    spec = to_builtin(spec)
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         raise ValueError('input.dataset is missing: give a LadderDataset file, "bundled" or a PrecisionLadder job name')
     if isinstance(spec, LadderDataset):
@@ -205,7 +202,7 @@ class QSnapFit(FastStorageJob):
             raise ValueError(f"input.training_level {level!r} is not a level of the dataset {list(dataset.levels)}")
         we = check_weight("input.energy_weight", self.input.energy_weight)
         wf = check_weight("input.force_weight", self.input.force_weight)
-        settings = _builtin(self.input.descriptor_settings) or {}
+        settings = to_builtin(self.input.descriptor_settings) or {}
         if not isinstance(settings, Mapping):
             raise TypeError(f"input.descriptor_settings must be a dict, got {type(settings).__name__}")
         twojmax = self.input.twojmax
@@ -213,7 +210,7 @@ class QSnapFit(FastStorageJob):
             twojmax = int(twojmax)
         resolve_settings(twojmax, dict(settings))
 
-        train = _builtin(self.input.train_indices)
+        train = to_builtin(self.input.train_indices)
         selection = self.input.selection_job
         if train is not None and selection is not None:
             raise ValueError("give either input.train_indices or input.selection_job, not both")
@@ -222,7 +219,7 @@ class QSnapFit(FastStorageJob):
         if selection is not None:
             train = self._selection_indices(selection, dataset.n_configs)
         train = check_indices(train, dataset.n_configs, "input.train_indices")
-        test = _builtin(self.input.test_indices)
+        test = to_builtin(self.input.test_indices)
         if test is None:
             _, test = complete_split(dataset, int(self.input.split_seed or 0))
             test = np.setdiff1d(test, train)
@@ -281,7 +278,7 @@ class QSnapFit(FastStorageJob):
             out[key] = value
         out.train_indices = np.asarray(result.train_indices, dtype=np.int64)
         out.test_indices = np.asarray([] if result.test_indices is None else result.test_indices, dtype=np.int64)
-        settings = _builtin(self.input.descriptor_settings) or {}
+        settings = to_builtin(self.input.descriptor_settings) or {}
         coeff, param = write_snap_potential(
             Path(self.working_directory) / self.job_name, result.coefficients, int(result.twojmax), dict(settings),
             element=self.input.element,

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..fitting import DEFAULT_WEIGHT_RATIOS, SAMPLING_METHODS, GridPoint, GridSpec, plan_grid, run_grid
 from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
+from .base import to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
 
 __all__ = ["TradeoffGrid", "point_job_name"]
@@ -43,10 +44,6 @@ _CHILD_INPUT_COLUMNS = ("training_level", "subset_size", "sampling", "repetition
 _CHILD_OUTPUT_COLUMNS = ("n_train", "n_columns", "rank", "dft_seconds", "reference_level", "test_energy_rmse",
                          "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse",
                          "train_energy_rmse_shifted", "train_force_rmse")
-
-
-def _builtin(value):
-    return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
 def _number_tag(value: float) -> str:
@@ -106,17 +103,17 @@ class TradeoffGrid(FastStorageJob):
         dataset = load_dataset(self.input.dataset, self.project)
         spec = plan_grid(
             dataset,
-            subset_sizes=_builtin(self.input.subset_sizes),
-            levels=_builtin(self.input.levels),
-            weight_ratios=_builtin(self.input.weight_ratios),
-            twojmax=_builtin(self.input.twojmax),
-            sampling=_builtin(self.input.sampling),
+            subset_sizes=to_builtin(self.input.subset_sizes),
+            levels=to_builtin(self.input.levels),
+            weight_ratios=to_builtin(self.input.weight_ratios),
+            twojmax=to_builtin(self.input.twojmax),
+            sampling=to_builtin(self.input.sampling),
             repetitions=self.input.repetitions,
             seed=self.input.seed,
-            test_indices=_builtin(self.input.test_indices),
+            test_indices=to_builtin(self.input.test_indices),
             split_seed=self.input.split_seed,
             force_weight=self.input.force_weight,
-            descriptor_settings=_builtin(self.input.descriptor_settings) or {},
+            descriptor_settings=to_builtin(self.input.descriptor_settings) or {},
             leverage_energy_weight=self.input.leverage_energy_weight,
             rcond=self.input.rcond,
             ridge=self.input.ridge,
@@ -203,7 +200,7 @@ class TradeoffGrid(FastStorageJob):
         child = self.project.create.job.QSnapFit(name)
         r = point.result
         inp = child.input
-        inp.dataset = _builtin(self.input.dataset)
+        inp.dataset = to_builtin(self.input.dataset)
         inp.training_level = int(r.training_level)
         inp.train_indices = np.asarray(r.train_indices, dtype=np.int64)
         inp.test_indices = np.asarray(spec.test_indices, dtype=np.int64)
@@ -256,7 +253,7 @@ class TradeoffGrid(FastStorageJob):
         stored = self.output.get("md_speed")
         if not stored:
             return {}
-        stored = _builtin(stored)
+        stored = to_builtin(stored)
         return {int(k): float(v) for k, v in zip(stored["twojmax"], stored["atom_steps_per_second"], strict=True)}
 
     def measure_md_speed(self, n_atoms: int = 2000, steps: int = 100, cores: int = 1,
@@ -282,7 +279,7 @@ class TradeoffGrid(FastStorageJob):
 
         if not self.status.finished:
             raise RuntimeError(f"grid {self.job_name!r} has status {self.status}; run it first")
-        settings = dict(_builtin(self.input.descriptor_settings) or {})
+        settings = dict(to_builtin(self.input.descriptor_settings) or {})
         values = sorted({int(t) for t in (twojmax or self.get_table()["twojmax"].unique())})
         speeds = self.md_speeds()
         for tj in values:

@@ -26,7 +26,7 @@ from ..dataset import LadderDataset
 from ..dft.base import CalculationResult, InputError
 from ..ladder import LadderResults, LadderUnit, run_ladder, validate_ladder_input
 from ..precision import PrecisionLevel
-from .base import StructureInputJob
+from .base import StructureInputJob, to_builtin
 
 __all__ = ["PrecisionLadder"]
 
@@ -90,8 +90,7 @@ class PrecisionLadder(StructureInputJob):
         return self.server.cores if self.input.cores is None else self.input.cores
 
     def _engine_options(self) -> dict:
-        options = self.input.engine_options
-        return dict(options.to_builtin() if hasattr(options, "to_builtin") else options or {})
+        return dict(to_builtin(self.input.engine_options) or {})
 
     # -- running and resuming ------------------------------------------------------------------------------------
     def run(self, delete_existing_job=False, repair=False, debug=False, run_mode=None, run_again=False):

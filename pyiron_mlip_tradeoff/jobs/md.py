@@ -45,14 +45,11 @@ from ..lammps import (
     read_dump_frames,
     write_snap_potential,
 )
+from .base import to_builtin
 
 __all__ = ["MDSpeed"]
 
 _POTENTIAL_DIR = "potential"
-
-
-def _builtin(value):
-    return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
 def _output_value(job, name: str):
@@ -64,7 +61,7 @@ def _output_value(job, name: str):
         value = output.get(name) if hasattr(output, "get") else getattr(output, name, None)
     except (AttributeError, KeyError, ValueError):
         value = None
-    return _builtin(value)
+    return to_builtin(value)
 
 
 class MDSpeed(PythonTemplateJob):
@@ -162,7 +159,7 @@ class MDSpeed(PythonTemplateJob):
             if coeff and param and Path(coeff).is_file() and Path(param).is_file():
                 return {"files": (str(coeff), str(param)), "fit_job": job.job_name}
             beta = _output_value(job, "coefficients")
-            twojmax = _builtin(job.input.get("twojmax")) if hasattr(job.input, "get") else None
+            twojmax = to_builtin(job.input.get("twojmax")) if hasattr(job.input, "get") else None
             if beta is None or twojmax is None:
                 if coeff and param:  # named files that are gone, and nothing to rebuild them from
                     check_snap_potential(coeff, param, element=self.input.element)
@@ -170,7 +167,7 @@ class MDSpeed(PythonTemplateJob):
                     f"fit_job {job.job_name} has neither output.snapcoeff/snapparam files nor output.coefficients "
                     "with input.twojmax"
                 )
-            settings = _builtin(job.input.get("descriptor_settings")) or {}
+            settings = to_builtin(job.input.get("descriptor_settings")) or {}
             return {"coefficients": np.asarray(beta, dtype=float), "twojmax": int(twojmax),
                     "settings": dict(settings), "fit_job": job.job_name}
         if given[0] == "snapcoeff/snapparam":
@@ -180,7 +177,7 @@ class MDSpeed(PythonTemplateJob):
         if self.input.twojmax is None:
             raise ValueError("input.coefficients needs input.twojmax")
         return {"coefficients": np.asarray(self.input.coefficients, dtype=float), "twojmax": self.input.twojmax,
-                "settings": dict(_builtin(self.input.descriptor_settings) or {})}
+                "settings": dict(to_builtin(self.input.descriptor_settings) or {})}
 
     def _check_source(self, source: dict) -> SnapPotentialInfo | None:
         if "files" in source:

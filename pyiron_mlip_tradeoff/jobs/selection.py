@@ -28,16 +28,12 @@ import numpy as np
 
 from ..descriptors import DescriptorStore, resolve_settings, validate_structures
 from ..leverage import leverage_scores, ranking, repetition_rng
-from .base import StructureInputJob
+from .base import StructureInputJob, to_builtin
 
 __all__ = ["LeverageSelection"]
 
 SCORE_METHODS = ("energy", "block", "random")
 SAMPLING = ("proportional", "top")
-
-
-def _builtin(value):
-    return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
 class LeverageSelection(StructureInputJob):
@@ -95,13 +91,13 @@ class LeverageSelection(StructureInputJob):
         return list(structures)
 
     def _settings(self) -> dict:
-        settings = _builtin(self.input.get("descriptor_settings")) or {}
+        settings = to_builtin(self.input.get("descriptor_settings")) or {}
         if not isinstance(settings, Mapping):
             raise TypeError(f"input.descriptor_settings must be a dict, got {type(settings).__name__}")
         return dict(settings)
 
     def _sizes(self) -> list[int]:
-        sizes = _builtin(self.input.sizes)
+        sizes = to_builtin(self.input.sizes)
         sizes = [sizes] if isinstance(sizes, (int, np.integer)) else list(np.asarray(sizes).reshape(-1))
         if not sizes:
             raise ValueError("input.sizes is empty: give at least one subset size")
