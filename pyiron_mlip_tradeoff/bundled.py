@@ -32,6 +32,8 @@ __all__ = [
     "collect_bundled",
     "store_status",
     "make_bundled_dataset",
+    "write_bundled",
+    "complete_levels",
     "DEFAULT_UNIT_STORE",
 ]
 
@@ -117,8 +119,8 @@ def make_bundled_dataset(
         unit_store: folder of finished calculations (resumed from, added to).
         output: HDF5 file to write once all levels are complete.
         cores: calculations run side by side.
-        levels: subset of the embedded levels to compute now (default all six); the file is written only when
-            all six are present.
+        levels: subset of the embedded levels to compute now (default all six). The file is (re)written from the
+            unit store afterwards with every level finished for all configurations (see :func:`write_bundled`).
     """
     from pyiron_atomistics import Project
 
@@ -146,8 +148,50 @@ def make_bundled_dataset(
             "ladder": "embedded ladder (pyiron_mlip_tradeoff.bundled.EMBEDDED_LADDER)",
         }
     )
-    if chosen == sorted(EMBEDDED_LADDER):
-        dataset.save(output)
+    write_bundled(unit_store, output)
+    return dataset
+
+
+def complete_levels(unit_store: str | os.PathLike = DEFAULT_UNIT_STORE) -> list[int]:
+    """The embedded levels 1…k finished (and not failed) for every bundled configuration (the longest such prefix)."""
+    status = store_status(unit_store)
+    done: list[int] = []
+    for level in sorted(EMBEDDED_LADDER):
+        if status.loc[level, "finished"] != N_BUNDLED:
+            break
+        done.append(level)
+    return done
+
+
+def write_bundled(
+    unit_store: str | os.PathLike = DEFAULT_UNIT_STORE, output: str | os.PathLike = BUNDLED_PATH
+) -> LadderDataset | None:
+    """Assemble the compact HDF5 file of the bundled dataset from the unit store.
+
+    The file holds every configuration at the levels 1…k that are finished for all of them. While the top levels
+    are still being computed it is an *interim* file: ``metadata["pending_levels"]`` lists the missing levels and
+    :func:`~pyiron_mlip_tradeoff.dataset.load_bundled` says so. Returns ``None`` (and writes nothing) when not even
+    level 1 is complete.
+    """
+    levels = complete_levels(unit_store)
+    if not levels:
+        return None
+    dataset = collect_bundled(levels, unit_store)
+    _, labels = bundled_structures()
+    dataset.metadata.update(
+        {
+            "ground_state_index": 0,
+            "generator": "pyiron_mlip_tradeoff.structures.generate_structures",
+            "generator_seed": BUNDLED_SEED,
+            "max_atoms": MAX_ATOMS,
+            "families": labels,
+            "ladder": "embedded ladder (pyiron_mlip_tradeoff.bundled.EMBEDDED_LADDER)",
+            "ladder_settings": {lv: EMBEDDED_LADDER[lv].describe() for lv in sorted(EMBEDDED_LADDER)},
+            "pending_levels": [lv for lv in sorted(EMBEDDED_LADDER) if lv not in levels],
+        }
+    )
+    dataset.metadata.pop("bundled_indices", None)
+    dataset.save(output)
     return dataset
 
 

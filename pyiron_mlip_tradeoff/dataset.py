@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -346,10 +347,14 @@ class LadderDataset:
 
 
 def load_bundled() -> LadderDataset:
-    """The embedded Be precision-ladder dataset shipped with the package (GPAW, six levels).
+    """The embedded Be precision-ladder dataset shipped with the package (GPAW, up to six levels).
+
+    While the top levels are still being computed the shipped file is *interim*: it holds the levels finished for
+    every configuration, ``metadata["pending_levels"]`` names the others, and a warning says so. Errors "against
+    level 6" then mean against the top level present (``dataset.levels[-1]``).
 
     Raises:
-        FileNotFoundError: when this copy of the package has no bundled file yet (it is generated with
+        FileNotFoundError: when this copy of the package has no bundled file (it is generated with
             ``pyiron-mlip-tradeoff make-dataset``).
     """
     if not BUNDLED_PATH.is_file():
@@ -357,4 +362,12 @@ def load_bundled() -> LadderDataset:
             f"the bundled dataset {BUNDLED_PATH} is not present in this installation; "
             "generate it with `pyiron-mlip-tradeoff make-dataset`"
         )
-    return LadderDataset.load(BUNDLED_PATH)
+    dataset = LadderDataset.load(BUNDLED_PATH)
+    pending = dataset.metadata.get("pending_levels") or []
+    if pending:
+        warnings.warn(
+            f"the bundled dataset is interim: levels {pending} are still being computed; its top level is "
+            f"{dataset.levels[-1]}",
+            stacklevel=2,
+        )
+    return dataset

@@ -1,6 +1,7 @@
 """The bundled Be dataset: stored calculations are reproducible, progress bookkeeping, the loader."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -51,10 +52,32 @@ def test_status_counts_match_the_store():
 
 
 def test_loader():
-    if BUNDLED_PATH.is_file():
-        dataset = load_bundled()
-        assert dataset.n_configs >= 400 and dataset.levels == (1, 2, 3, 4, 5, 6)
-        assert np.isfinite(dataset.energy).all() and np.isfinite(dataset.forces).all()
-    else:
+    if not BUNDLED_PATH.is_file():
         with pytest.raises(FileNotFoundError, match="make-dataset"):
             load_bundled()
+        return
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dataset = load_bundled()
+    pending = dataset.metadata["pending_levels"]
+    assert dataset.n_configs >= 400
+    assert dataset.levels + tuple(pending) == (1, 2, 3, 4, 5, 6)  # the finished levels are a prefix of the ladder
+    assert bool(pending) == any("interim" in str(w.message) for w in caught)
+    assert np.isfinite(dataset.energy).all() and np.isfinite(dataset.forces).all()
+    assert np.isfinite(dataset.stress).all() and (dataset.core_seconds > 0).all()
+    assert not dataset.failed.any()
+    assert dataset.metadata["generator_seed"] == 2026 and len(dataset.metadata["families"]) == dataset.n_configs
+
+
+def test_bundled_file_matches_the_unit_store():
+    """The shipped HDF5 file is exactly what the committed calculations give (nothing edited by hand)."""
+    if not BUNDLED_PATH.is_file():
+        pytest.skip("no bundled file in this checkout")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shipped = load_bundled()
+    fresh = collect_bundled(list(shipped.levels))
+    assert fresh.n_configs == shipped.n_configs
+    np.testing.assert_array_equal(fresh.energy, shipped.energy)
+    np.testing.assert_array_equal(fresh.forces, shipped.forces)
+    np.testing.assert_array_equal(fresh.core_seconds, shipped.core_seconds)
