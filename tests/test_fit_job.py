@@ -44,7 +44,7 @@ def test_fit_job_runs_and_loads_back(project, small_dataset, dataset_file):
     top = reference.error("test", 3)
     assert loaded.output.test_energy_rmse == pytest.approx(top["energy_rmse"], rel=1e-9)
     assert loaded.output.test_force_rmse == pytest.approx(top["force_rmse"], rel=1e-9)
-    assert loaded.output.dft_seconds == pytest.approx(small_dataset.seconds[1, [0, 2, 4, 6, 8]].sum())
+    assert loaded.output.dft_seconds == pytest.approx(small_dataset.core_seconds[1, [0, 2, 4, 6, 8]].sum())
     assert loaded.input.training_level == 2 and loaded.input.twojmax == 4
 
     element, coefficients = read_snapcoeff(loaded.output.snapcoeff)
@@ -90,7 +90,7 @@ def test_fit_job_from_selection_job(project, dataset_file):
 @pytest.mark.parametrize(
     "change, error, match",
     [
-        ({"dataset": "bundled"}, (ValueError, FileNotFoundError), "bundled"),
+        ({"dataset": "bundled", "training_level": 9}, (ValueError, FileNotFoundError), "training_level|bundled"),
         ({"dataset": "no_such_file.h5"}, FileNotFoundError, "neither"),
         ({"training_level": 5}, ValueError, "training_level"),
         ({"energy_weight": -2.0}, ValueError, "energy_weight"),

@@ -63,7 +63,7 @@ def test_fit_equals_dense_lstsq(small_dataset, desc4, level, weight):
                 ours, theirs = rows.loc[lv, column], getattr(dense, column)[i]
                 # on the training level the training errors are tiny (rank-deficient fit): compare on the test scale
                 assert abs(ours - theirs) <= RTOL * max(abs(theirs), 1e-3 * e_test.force_rmse.min()), (name, lv, column)
-    assert result.dft_seconds == pytest.approx(small_dataset.seconds[small_dataset.level_index(level), train].sum())
+    assert result.dft_seconds == pytest.approx(small_dataset.core_seconds[small_dataset.level_index(level), train].sum())
     assert result.n_train == train.size and result.reference_level == 3
     assert result.summary()["test_force_rmse"] == pytest.approx(e_test.force_rmse[-1], rel=RTOL)
 

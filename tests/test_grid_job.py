@@ -85,7 +85,7 @@ def test_grid_end_to_end(project, small_dataset, dataset_file, tmp_path):
     np.testing.assert_allclose(child.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
     assert row["test_force_rmse"] == pytest.approx(reference.error("test", 3)["force_rmse"], rel=1e-9)
     assert row["dft_seconds"] == pytest.approx(
-        small_dataset.seconds[small_dataset.level_index(int(row["training_level"])), child.output.train_indices].sum())
+        small_dataset.core_seconds[small_dataset.level_index(int(row["training_level"])), child.output.train_indices].sum())
     assert child.get_potential().iloc[0]["Model"] == "Custom"
     assert not np.intersect1d(child.output.train_indices, child.input.test_indices).size
 

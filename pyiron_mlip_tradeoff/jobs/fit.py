@@ -165,7 +165,8 @@ class QSnapFit(FastStorageJob):
     Output (``job.output``):
         coefficients (eV per descriptor unit), errors (DataFrame: ``set``, ``reference_level``, ``energy_rmse``,
         ``energy_rmse_shifted``, ``energy_shift`` in meV/atom, ``force_rmse`` in meV/Å), dft_seconds (training
-        level's DFT wall seconds over the training set), n_train, rank, n_columns, reference_level (top level),
+        level's DFT CPU seconds over the training set; wall seconds where no CPU time is recorded), n_train,
+        rank, n_columns, reference_level (top level),
         test_energy_rmse, test_energy_rmse_shifted, test_force_rmse (vs the top level), the same for train_*,
         train_indices, test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory).
     """
