@@ -15,6 +15,7 @@ __all__ = ["DatasetError", "LadderDataset", "PrecisionLevel", "REFERENCE_LADDER"
 #: job class name -> module that defines it; registered with pyiron's JobType on import
 JOB_CLASSES = {
     "PrecisionLadder": "pyiron_mlip_tradeoff.jobs.ladder",
+    "LadderChunk": "pyiron_mlip_tradeoff.jobs.chunk",
     "LeverageSelection": "pyiron_mlip_tradeoff.jobs.selection",
     "QSnapFit": "pyiron_mlip_tradeoff.jobs.fit",
     "TradeoffGrid": "pyiron_mlip_tradeoff.jobs.grid",

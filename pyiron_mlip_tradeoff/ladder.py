@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,8 @@ from .dft.worker import SINGLE_THREAD_ENV, task_dict, write_json_atomic
 from .precision import PrecisionLevel, resolve_levels
 
 __all__ = [
-    "ENGINES", "LadderResults", "LadderUnit", "collect_ladder", "plan_units", "run_ladder", "validate_ladder_input",
+    "ENGINES", "LadderResults", "LadderUnit", "collect_ladder", "compute_units", "load_unit", "pending_units",
+    "plan_units", "run_ladder", "split_into_chunks", "unit_path", "validate_ladder_input",
 ]
 
 ENGINES = ("gpaw", "vasp")
@@ -94,22 +95,48 @@ def validate_ladder_input(
     return structures, resolved, options
 
 
+def unit_path(workdir: str | os.PathLike, config: int, level: int) -> Path:
+    """Where the result of configuration ``config`` (its index in the ladder) at level number ``level`` is stored."""
+    return Path(workdir) / "units" / f"c{int(config):05d}_L{int(level)}.json"
+
+
 def plan_units(
     structures: Sequence[Atoms], levels: Sequence[PrecisionLevel], workdir: str | os.PathLike, engine: str,
     engine_options: dict | None = None,
 ) -> list[LadderUnit]:
     """All units of a ladder, level by level (cheap levels first when given in ladder order)."""
-    unit_dir = Path(workdir) / "units"
     return [
         LadderUnit(
             config=c,
             level=level,
-            path=unit_dir / f"c{c:05d}_L{level.level}.json",
+            path=unit_path(workdir, c, level.level),
             fingerprint=structure_fingerprint(atoms, level, engine, engine_options),
         )
         for level in levels
         for c, atoms in enumerate(structures)
     ]
+
+
+def pending_units(units: Iterable[LadderUnit], retry_failed: bool = False) -> list[LadderUnit]:
+    """The units without a stored result (and, with ``retry_failed``, those stored as failed), in the given order."""
+    todo = []
+    for unit in units:
+        stored = load_unit(unit)
+        if stored is None or (retry_failed and stored.failed):
+            todo.append(unit)
+    return todo
+
+
+def split_into_chunks(units: Sequence[LadderUnit], chunk_size: int) -> list[list[LadderUnit]]:
+    """Consecutive slices of ``units`` with at most ``chunk_size`` units each (the last one may be shorter).
+
+    Chunks are cut from the *whole* plan of a ladder, so chunk ``k`` always holds the same calculations however many
+    of them have finished: a resubmitted chunk recomputes only its own missing ones.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise InputError(f"chunk_size must be a positive integer (calculations per chunk), got {chunk_size!r}")
+    size = int(chunk_size)
+    return [list(units[i : i + size]) for i in range(0, len(units), size)]
 
 
 def load_unit(unit: LadderUnit) -> CalculationResult | None:
@@ -196,17 +223,42 @@ def run_ladder(
     if engine != "gpaw" and runner is None:
         raise InputError(f"engine {engine!r} needs a runner (use the PrecisionLadder job for VASP)")
     units = plan_units(structures, resolved, workdir, engine, options)
-    todo = []
-    for unit in units:
-        stored = load_unit(unit)
-        if stored is None or (retry_failed and stored.failed):
-            todo.append(unit)
+    todo = pending_units(units, retry_failed)
+    compute_units(
+        todo, dict(enumerate(structures)), engine=engine, cores=cores, engine_options=options, runner=runner,
+        timeout=timeout, progress=progress, on_result=on_result,
+    )
+    results = collect_ladder(structures, resolved, workdir, engine, options)
+    if results.pending:
+        raise RuntimeError(f"{len(results.pending)} ladder unit(s) have no result after the run: {results.pending[:5]}")
+    return results
 
+
+def compute_units(
+    units: Sequence[LadderUnit],
+    structures: Mapping[int, Atoms],
+    engine: str = "gpaw",
+    cores: int = 1,
+    engine_options: dict | None = None,
+    runner: Runner | None = None,
+    timeout: float | None = None,
+    progress: bool = False,
+    on_result: Callable[[LadderUnit, CalculationResult], None] | None = None,
+) -> None:
+    """Compute ``units`` and store each result in its unit file the moment it finishes (nothing is skipped here).
+
+    Args:
+        units: the calculations to run (see :func:`pending_units` for those not yet stored).
+        structures: structure of each configuration index that occurs in ``units``.
+        engine, engine_options, runner, timeout, progress, on_result: as for :func:`run_ladder`.
+        cores: calculations run side by side, each a single-threaded worker process (GPAW).
+    """
+    options = dict(engine_options or {})
     bar = None
-    if progress and todo:
+    if progress and units:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="precision ladder", unit="calc")
+        bar = tqdm(total=len(units), desc="precision ladder", unit="calc")
 
     def finish(unit: LadderUnit, result: CalculationResult) -> None:
         _store(unit, result)
@@ -217,26 +269,22 @@ def run_ladder(
 
     try:
         if runner is not None:
-            for unit in todo:
+            for unit in units:
                 finish(unit, runner(unit, structures[unit.config]))
         elif cores == 1:
-            for unit in todo:
+            for unit in units:
                 finish(unit, run_unit_in_worker(unit, structures[unit.config], engine, options, timeout))
         else:
             with ThreadPoolExecutor(max_workers=int(cores)) as pool:
                 futures = {
                     pool.submit(run_unit_in_worker, unit, structures[unit.config], engine, options, timeout): unit
-                    for unit in todo
+                    for unit in units
                 }
                 for future in as_completed(futures):
                     finish(futures[future], future.result())
     finally:
         if bar is not None:
             bar.close()
-    results = collect_ladder(structures, resolved, workdir, engine, options)
-    if results.pending:
-        raise RuntimeError(f"{len(results.pending)} ladder unit(s) have no result after the run: {results.pending[:5]}")
-    return results
 
 
 @dataclass

@@ -14,13 +14,25 @@ import traceback
 from pathlib import Path
 
 
-def _structures():
+def _structures(kind: str = "pair"):
+    """``pair``: two 2-atom hcp Be cells (one rattled); ``fault``: a 2-atom cell and a rattled 8-atom cell (its
+    level-1 calculation takes long enough to cancel mid-chunk); ``triple``: three rattled 2-atom cells."""
     import numpy as np
     from ase.build import bulk
 
     hcp = bulk("Be", "hcp", a=2.29, c=3.58)
+    rng = np.random.default_rng(7)
+    if kind == "fault":
+        big = hcp.repeat((2, 2, 1))
+        big.positions += rng.normal(scale=0.05, size=big.positions.shape)
+        return [hcp, big]
+    if kind == "triple":
+        cells = [hcp.copy() for _ in range(3)]
+        for cell in cells:
+            cell.positions += rng.normal(scale=0.03, size=cell.positions.shape)
+        return cells
     rattled = hcp.copy()
-    rattled.positions += np.random.default_rng(7).normal(scale=0.05, size=rattled.positions.shape)
+    rattled.positions += rng.normal(scale=0.05, size=rattled.positions.shape)
     return [hcp, rattled]
 
 
@@ -56,6 +68,55 @@ def ladder(args: dict) -> dict:
     }
 
 
+def chunked_ladder(args: dict) -> dict:
+    """Run a ladder split into ``LadderChunk`` queue jobs (``chunk_size``); report the ladder and its chunks."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.create.job.PrecisionLadder(args["name"])
+    job.input.structures = _structures(args.get("structures", "pair"))
+    job.input.levels = list(args.get("levels", [1]))
+    job.input.chunk_size = int(args["chunk_size"])
+    job.input.poll_interval = float(args.get("poll_interval", 1.0))
+    job.input.wait_for_chunks = bool(args.get("wait", True))
+    job.server.queue = args["queue"]
+    job.server.cores = int(args.get("cores", 1))
+    job.run()
+    return {"status_after_run": str(job.status), **_ladder_report(pr, args["name"], start)}
+
+
+def rerun_ladder(args: dict) -> dict:
+    """Load a ladder, call ``job.run()`` again, wait until it is finished; report as ``chunked_ladder``."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.load(args["name"])
+    status_before = str(job.status)
+    job.run()
+    status_after_run = str(job.status)
+    pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
+    return {"status_before": status_before, "status_after_run": status_after_run,
+            **_ladder_report(pr, args["name"], start)}
+
+
+def _ladder_report(pr, name: str, start: float) -> dict:
+    job = pr.load(name)
+    report = {"status": str(job.status), "wall_seconds": time.perf_counter() - start,
+              "working_directory": job.working_directory, "queue_id": job.server.queue_id,
+              "events": job.chunk_events(), "chunks": {}}
+    if job.status.finished:
+        report.update(energy=job.output.energy.tolist(), forces=job.output.forces.tolist(),
+                      n_pending=int(job.output.n_pending), failed=job.output.failed.tolist())
+    table = pr.job_table()
+    for row in table[table.hamilton == "LadderChunk"].itertuples():
+        chunk = pr.load(row.job)
+        logs = sorted(Path(chunk.working_directory).glob("slurm-*.out"))
+        report["chunks"][row.job] = {
+            "status": row.status, "master_id": int(row.masterid), "queue_id": chunk.server.queue_id,
+            "computed": list(chunk.output.get("computed", [])), "skipped": list(chunk.output.get("skipped", [])),
+            "slurm_logs": {p.name: p.read_text()[-2000:] for p in logs},
+        }
+    return report
+
+
 def grid(args: dict) -> dict:
     """Run a small ``TradeoffGrid`` (one database row per point) and report its row count and timing."""
     start = time.perf_counter()
@@ -70,19 +131,32 @@ def grid(args: dict) -> dict:
     job.input.repetitions = int(args["repetitions"])
     job.input.seed = int(args.get("seed", 0))
     job.input.cache_dir = args.get("cache_dir")
+    if args.get("sampling"):
+        job.input.sampling = list(args["sampling"])
+    if args.get("queue"):  # the whole grid as one queue job; its QSnapFit children go to the shared database
+        job.server.queue = args["queue"]
+        job.server.cores = 1
     if "start_at" in args:  # line both processes up so that their database writes overlap
         time.sleep(max(0.0, args["start_at"] - time.time()))
     written = time.time()
     job.run()
-    return {"status": str(job.status), "n_points": int(job.output.n_points), "seconds": time.perf_counter() - start,
-            "run_started": written, "run_finished": time.time()}
+    if args.get("queue"):
+        pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
+        job = pr.load(args["name"])
+    result = {"status": str(job.status), "n_points": int(job.output.n_points), "seconds": time.perf_counter() - start,
+              "run_started": written, "run_finished": time.time(), "queue_id": job.server.queue_id,
+              "working_directory": job.working_directory}
+    if args.get("table"):
+        result["table"] = job.get_table().drop(columns="job_name").to_dict(orient="list")
+    return result
 
 
 def count(args: dict) -> dict:
     """Rows of the job table under ``args["project"]``, by status."""
     pr = _project(args["project"])
     table = pr.job_table(recursive=True)
-    return {"n_rows": len(table), "status": table.status.value_counts().to_dict(), "jobs": sorted(table.job)}
+    return {"n_rows": len(table), "status": table.status.value_counts().to_dict(), "jobs": sorted(table.job),
+            "by_job": dict(zip(table.job, table.status, strict=True))}
 
 
 class _Proxy:

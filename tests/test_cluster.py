@@ -7,6 +7,12 @@ apt, a container that forbids the daemons) every test here is skipped with the s
 Every pyiron action runs in a fresh subprocess (``tests/_cluster_driver.py``) configured by environment variables
 only, as a user's process or a SLURM job would be; the pytest process keeps the SQLite set-up of ``conftest.py``.
 Each session uses its own PostgreSQL job table (``PYIRONSQLTABLENAME``), dropped at the end.
+
+Covered: a ladder as one SLURM job; a ladder in ``LadderChunk`` SLURM jobs (``chunk_size``) equal to the in-process
+ladder; a running chunk killed with ``scancel`` and resubmitted by the waiting ladder; a rerun after a dead chunk
+(``wait_for_chunks = False``) that resubmits only that chunk; a ``TradeoffGrid`` as one SLURM job equal to the
+in-process grid; concurrent grid writers on PostgreSQL and SQLite; an unreachable database; and (without services)
+chunk input rejected before anything is saved.
 """
 
 from __future__ import annotations
@@ -148,6 +154,144 @@ def test_ladder_through_slurm_equals_local(local_ladder, pg_env, cluster_dir):
           f"SLURM {queued['wall_seconds']:.1f} s (submission to finished output)")
 
 
+# ---- the ladder in chunks: LadderChunk queue jobs, the master in the calling process ------------------------------
+def _squeue(env: dict) -> list[tuple[int, str, str]]:
+    """(SLURM job id, state, working directory) of every job SLURM lists."""
+    out = subprocess.run(["squeue", "--noheader", "--format", "%A|%t|%Z"], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return [(int(i), state, wd) for i, state, wd in (line.split("|") for line in out.splitlines() if line.strip())]
+
+
+def _slurm_id_of(env: dict, chunk_job: str) -> tuple[int, str] | None:
+    for job_id, state, wd in _squeue(env):
+        if f"/{chunk_job}_hdf5/" in wd + "/":
+            return job_id, state
+    return None
+
+
+def _wait_until(condition, proc: subprocess.Popen, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver ended before {what}:\n{proc.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _chunk_events(report: dict, event: str, chunk: int | None = None) -> list[dict]:
+    return [e for e in report["events"] if e["event"] == event and (chunk is None or e["chunk"] == chunk)]
+
+
+def test_chunked_ladder_through_slurm_equals_local(local_ladder, pg_env, cluster_dir):
+    """``chunk_size = 1``: each calculation is a ``LadderChunk`` job submitted through pysqa; the ladder itself
+    runs in the calling process (no queue slot), merges the chunks' results and equals the in-process ladder."""
+    project = cluster_dir / "chunked"
+    report = _drive("chunked_ladder", {"project": str(project), "name": "ladder", "queue": QUEUE, "chunk_size": 1},
+                    pg_env)
+    assert report["status"] == "finished" and report["status_after_run"] == "finished"
+    assert report["queue_id"] is None and not list(Path(report["working_directory"]).glob("slurm-*.out"))
+    assert sorted(report["chunks"]) == ["ladder_chunk00000", "ladder_chunk00001"]
+    for name, chunk in report["chunks"].items():
+        assert chunk["status"] == "finished" and len(chunk["slurm_logs"]) == 1, (name, chunk)
+        assert len(chunk["computed"]) == 1 and chunk["skipped"] == []
+    assert len(_chunk_events(report, "submitted")) == 2 and len(_chunk_events(report, "finished")) == 2
+    assert report["n_pending"] == 0
+    np.testing.assert_allclose(report["energy"], local_ladder["energy"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(report["forces"], local_ladder["forces"], rtol=0, atol=1e-5)
+    print(f"\nchunked ladder (2 chunks): {report['wall_seconds']:.1f} s, in-process {local_ladder['wall_seconds']:.1f} s")
+
+
+def test_scancel_of_running_chunk_is_detected_and_resubmitted(pg_env, cluster_dir):
+    """While the master waits, ``scancel`` kills chunk 0 after its first calculation is stored and during its
+    second: the master sees the chunk leave the queue with a calculation missing, resubmits the same chunk job, and
+    the new SLURM job computes only the missing calculation (the stored one is not touched)."""
+    project = cluster_dir / "chunk_scancel"
+    project.mkdir(parents=True, exist_ok=True)
+    store = project / "ladder_hdf5" / "ladder" / "units"
+    first, second = store / "c00000_L1.json", store / "c00001_L1.json"
+    args = {"project": str(project), "name": "ladder", "queue": QUEUE, "chunk_size": 2, "structures": "fault",
+            "levels": [1, 2]}  # chunk 0: the 2-atom and the 8-atom cell at level 1; chunk 1: both at level 2
+    out = project / ".scancel.json"
+    proc = _start("chunked_ladder", args, pg_env, out)
+    _wait_until(first.exists, proc, 180, "chunk 0 stored its first calculation")
+    found = _slurm_id_of(pg_env, "ladder_chunk00000")
+    assert found is not None and not second.exists(), "chunk 0 finished before it could be cancelled"
+    first_stat = first.stat()
+    subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
+    report = _finish(proc, out)
+
+    assert report["status"] == "finished", report
+    died = _chunk_events(report, "died", 0)
+    assert len(died) == 1 and died[0]["queue_id"] == found[0] and died[0]["missing"] == ["c00001_L1"], report["events"]
+    assert len(_chunk_events(report, "submitted", 0)) == 2 and len(_chunk_events(report, "submitted", 1)) == 1
+    chunk0, chunk1 = report["chunks"]["ladder_chunk00000"], report["chunks"]["ladder_chunk00001"]
+    assert chunk0["computed"] == ["c00001_L1"] and chunk0["skipped"] == ["c00000_L1"]
+    assert [e["computed"] for e in _chunk_events(report, "ended", 0)] == [["c00001_L1"]]  # the killed run never ended
+    assert len(chunk0["slurm_logs"]) == 2 and "CANCELLED" in chunk0["slurm_logs"][f"slurm-{found[0]}.out"]
+    assert len(chunk1["slurm_logs"]) == 1 and chunk1["status"] == "finished"
+    assert first.stat().st_mtime_ns == first_stat.st_mtime_ns and first.stat().st_ino == first_stat.st_ino
+    assert np.isfinite(report["energy"]).all() and not np.asarray(report["failed"]).any()
+    print(f"\nscancel of chunk 0 (SLURM job {found[0]}) -> resubmitted, {report['wall_seconds']:.1f} s in all")
+
+
+def test_rerun_after_dead_chunk_recomputes_only_that_chunk(pg_env, cluster_dir):
+    """``wait_for_chunks = False``: ``job.run()`` returns after submitting three chunks (status ``suspended``).
+    Chunk 2 is cancelled; the other two finish, the ladder stays suspended. ``job.run()`` again (a new process)
+    resubmits only chunk 2, returns, and chunk 2 — now the last — assembles the ladder and marks it finished."""
+    project = cluster_dir / "chunk_rerun"
+    args = {"project": str(project), "name": "ladder", "queue": QUEUE, "chunk_size": 1, "structures": "triple",
+            "wait": False}
+    submitted = _drive("chunked_ladder", args, pg_env)
+    assert submitted["status_after_run"] == "suspended" and len(submitted["chunks"]) == 3
+    found = _slurm_id_of(pg_env, "ladder_chunk00002")
+    assert found is not None, "chunk 2 left the queue before it could be cancelled"
+    subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
+    deadline = time.monotonic() + 180
+    while _squeue(pg_env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    store = project / "ladder_hdf5" / "ladder" / "units"
+    kept = {name: (store / f"{name}.json").stat().st_mtime_ns for name in ("c00000_L1", "c00001_L1")}
+    rows = _drive("count", {"project": str(project)}, pg_env)
+    assert rows["by_job"]["ladder"] == "suspended" and rows["by_job"]["ladder_chunk00000"] == "finished"
+
+    report = _drive("rerun_ladder", {"project": str(project), "name": "ladder"}, pg_env)
+    assert report["status_before"] == "suspended" and report["status_after_run"] == "suspended"
+    assert report["status"] == "finished" and report["n_pending"] == 0 and np.isfinite(report["energy"]).all()
+    died = _chunk_events(report, "died")
+    assert [e["chunk"] for e in died] == [2] and died[0]["missing"] == ["c00002_L1"], report["events"]
+    assert [e["chunk"] for e in _chunk_events(report, "submitted")] == [0, 1, 2, 2]
+    assert sorted(e["chunk"] for e in _chunk_events(report, "ended")) == [0, 1, 2]
+    for index in (0, 1):
+        chunk = report["chunks"][f"ladder_chunk0000{index}"]
+        assert len(chunk["slurm_logs"]) == 1 and chunk["computed"] == [f"c0000{index}_L1"]
+    assert report["chunks"]["ladder_chunk00002"]["computed"] == ["c00002_L1"]
+    assert {name: (store / f"{name}.json").stat().st_mtime_ns for name in kept} == kept
+    print(f"\nrerun after a dead chunk: {report['wall_seconds']:.1f} s until finished")
+
+
+# ---- the grid as one queue job -------------------------------------------------------------------------------------
+def test_grid_through_slurm_equals_local(pg_env, cluster_dir, synthetic_dataset):
+    """``TradeoffGrid`` with ``job.server.queue`` runs as one SLURM job; its QSnapFit children land in the shared
+    PostgreSQL database and the table equals that of the same grid run in-process."""
+    project = cluster_dir / "grid_slurm"
+    common = {"project": str(project), "dataset": synthetic_dataset, "subset_sizes": [2, 4], "weight_ratios": [5, 50],
+              "repetitions": 2, "sampling": ["random", "energy"], "table": True}
+    local = _drive("grid", {**common, "name": "grid_local"}, pg_env)
+    queued = _drive("grid", {**common, "name": "grid_queue", "queue": QUEUE}, pg_env)
+    assert local["status"] == queued["status"] == "finished" and queued["queue_id"] is not None
+    assert list(Path(queued["working_directory"]).glob("slurm-*.out"))
+    assert local["table"].keys() == queued["table"].keys()
+    for column, values in local["table"].items():
+        if isinstance(values[0], str):
+            assert values == queued["table"][column], column
+        else:
+            np.testing.assert_allclose(queued["table"][column], values, rtol=1e-10, atol=1e-12, err_msg=column)
+    rows = _drive("count", {"project": str(project)}, pg_env)
+    n_points = 2 * 2 * 2 * 2
+    assert rows["n_rows"] == 2 * (n_points + 1) and rows["status"] == {"finished": 2 * (n_points + 1)}
+
+
 # ---- two processes writing grid jobs at the same time -----------------------------------------------------------
 GRID = {"subset_sizes": [2, 3, 4, 5], "weight_ratios": [5, 10, 50, 150], "repetitions": 2}
 N_POINTS = 4 * 4 * 2
@@ -230,3 +374,30 @@ def test_unreachable_database_clear_error_nothing_written(pg_env, cluster_dir):
     assert result["seconds"] < 30
     assert [f for f in result["files"] if not f.startswith(".") and f != "pyiron.log"] == []  # pyiron's own log
     assert _drive("count", {"project": str(project)}, pg_env)["n_rows"] == 0
+
+
+# ---- chunk input checked before anything is saved (no services needed) -------------------------------------------
+@pytest.mark.parametrize("setting, message", [
+    ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+    ({"chunk_size": -3}, "chunk_size must be a positive integer"),
+    ({"chunk_size": 2.5}, "chunk_size must be a positive integer"),
+    ({"chunk_size": True}, "chunk_size must be a positive integer"),
+    ({"chunk_size": "4"}, "chunk_size must be a positive integer"),
+    ({"chunk_size": 4}, "set job.server.queue"),
+    ({"poll_interval": 0}, "poll_interval must be a positive number"),
+    ({"poll_interval": float("nan")}, "poll_interval must be a positive number"),
+    ({"max_resubmissions": -1}, "max_resubmissions must be a non-negative integer"),
+    ({"wait_for_chunks": "yes"}, "wait_for_chunks must be True or False"),
+])
+def test_bad_chunk_input_rejected_before_anything_is_saved(project, hcp_be, setting, message):
+    from pyiron_mlip_tradeoff.dft.base import InputError
+
+    job = project.create.job.PrecisionLadder("chunky")
+    job.input.structures = [hcp_be]
+    job.input.levels = [1]
+    for key, value in setting.items():
+        job.input[key] = value
+    with pytest.raises(InputError, match=message):
+        job.run()
+    assert len(project.job_table()) == 0
+    assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
