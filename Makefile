@@ -12,11 +12,11 @@ demo: install
 	$(PY) -m pyiron_mlip_tradeoff.cli demo --output $(DEMO_DIR)
 
 test: install
-	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks
+	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks notebooks
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint:
-	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks
+	$(VENV)/bin/ruff check pyiron_mlip_tradeoff tests benchmarks notebooks
 
 bench: install
 	$(PY) benchmarks/ladder_cost.py
