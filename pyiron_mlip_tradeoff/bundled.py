@@ -138,18 +138,22 @@ def make_bundled_dataset(
         job.input.unit_store = str(unit_store)
         job.run()
     dataset = job.to_dataset()
-    dataset.metadata.update(
-        {
-            "ground_state_index": 0,
-            "generator": "pyiron_mlip_tradeoff.structures.generate_structures",
-            "generator_seed": BUNDLED_SEED,
-            "max_atoms": MAX_ATOMS,
-            "families": labels,
-            "ladder": "embedded ladder (pyiron_mlip_tradeoff.bundled.EMBEDDED_LADDER)",
-        }
-    )
+    dataset.metadata.update(_provenance(labels))
     write_bundled(unit_store, output)
     return dataset
+
+
+def _provenance(labels: list[str]) -> dict:
+    """How the bundled configurations were made and computed (stored in the dataset's metadata)."""
+    return {
+        "ground_state_index": 0,
+        "generator": "pyiron_mlip_tradeoff.structures.generate_structures",
+        "generator_seed": BUNDLED_SEED,
+        "max_atoms": MAX_ATOMS,
+        "families": labels,
+        "ladder": "embedded ladder (pyiron_mlip_tradeoff.bundled.EMBEDDED_LADDER)",
+        "ladder_settings": {lv: EMBEDDED_LADDER[lv].describe() for lv in sorted(EMBEDDED_LADDER)},
+    }
 
 
 def complete_levels(unit_store: str | os.PathLike = DEFAULT_UNIT_STORE) -> list[int]:
@@ -178,18 +182,8 @@ def write_bundled(
         return None
     dataset = collect_bundled(levels, unit_store)
     _, labels = bundled_structures()
-    dataset.metadata.update(
-        {
-            "ground_state_index": 0,
-            "generator": "pyiron_mlip_tradeoff.structures.generate_structures",
-            "generator_seed": BUNDLED_SEED,
-            "max_atoms": MAX_ATOMS,
-            "families": labels,
-            "ladder": "embedded ladder (pyiron_mlip_tradeoff.bundled.EMBEDDED_LADDER)",
-            "ladder_settings": {lv: EMBEDDED_LADDER[lv].describe() for lv in sorted(EMBEDDED_LADDER)},
-            "pending_levels": [lv for lv in sorted(EMBEDDED_LADDER) if lv not in levels],
-        }
-    )
+    dataset.metadata.update(_provenance(labels))
+    dataset.metadata["pending_levels"] = [lv for lv in sorted(EMBEDDED_LADDER) if lv not in levels]
     dataset.metadata.pop("bundled_indices", None)
     dataset.save(output)
     return dataset
