@@ -19,6 +19,7 @@ JOB_CLASSES = {
     "LeverageSelection": "pyiron_mlip_tradeoff.jobs.selection",
     "QSnapFit": "pyiron_mlip_tradeoff.jobs.fit",
     "TradeoffGrid": "pyiron_mlip_tradeoff.jobs.grid",
+    "GridChunk": "pyiron_mlip_tradeoff.jobs.grid_chunk",
     "MDSpeed": "pyiron_mlip_tradeoff.jobs.md",
 }
 

@@ -122,17 +122,7 @@ def grid(args: dict) -> dict:
     start = time.perf_counter()
     pr = _project(args["project"])
     job = pr.create.job.TradeoffGrid(args["name"])
-    job.input.dataset = args["dataset"]
-    job.input.levels = [1]
-    job.input.subset_sizes = args["subset_sizes"]
-    job.input.weight_ratios = args["weight_ratios"]
-    job.input.twojmax = [4]
-    job.input.sampling = ["random"]
-    job.input.repetitions = int(args["repetitions"])
-    job.input.seed = int(args.get("seed", 0))
-    job.input.cache_dir = args.get("cache_dir")
-    if args.get("sampling"):
-        job.input.sampling = list(args["sampling"])
+    _grid_input(job, args)
     if args.get("queue"):  # the whole grid as one queue job; its QSnapFit children go to the shared database
         job.server.queue = args["queue"]
         job.server.cores = 1
@@ -147,8 +137,78 @@ def grid(args: dict) -> dict:
               "run_started": written, "run_finished": time.time(), "queue_id": job.server.queue_id,
               "working_directory": job.working_directory}
     if args.get("table"):
-        result["table"] = job.get_table().drop(columns="job_name").to_dict(orient="list")
+        table = job.get_table()
+        result["table"] = (table if args.get("keep_job_name") else table.drop(columns="job_name")).to_dict(
+            orient="list")
     return result
+
+
+def _grid_input(job, args: dict) -> None:
+    job.input.dataset = args["dataset"]
+    job.input.levels = list(args.get("levels", [1]))
+    job.input.subset_sizes = args["subset_sizes"]
+    job.input.weight_ratios = args["weight_ratios"]
+    job.input.twojmax = [4]
+    job.input.sampling = list(args.get("sampling") or ["random"])
+    job.input.repetitions = int(args["repetitions"])
+    job.input.seed = int(args.get("seed", 0))
+    job.input.cache_dir = args.get("cache_dir")
+
+
+def chunked_grid(args: dict) -> dict:
+    """Run a ``TradeoffGrid`` split into ``GridChunk`` queue jobs (``chunk_size`` draws each); report the grid, its
+    chunks and its point children. With ``wait`` False, wait (``pr.wait_for_job``) unless ``return_early``."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.create.job.TradeoffGrid(args["name"])
+    _grid_input(job, args)
+    job.input.chunk_size = int(args["chunk_size"])
+    job.input.poll_interval = float(args.get("poll_interval", 1.0))
+    job.input.wait_for_chunks = bool(args.get("wait", True))
+    job.server.queue = args["queue"]
+    job.server.cores = 1
+    job.run()
+    status_after_run = str(job.status)
+    if not args.get("return_early"):
+        pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
+    return {"status_after_run": status_after_run, **_grid_report(pr, args["name"], start)}
+
+
+def rerun_grid(args: dict) -> dict:
+    """Load a chunked grid, call ``job.run()`` again and wait until it is finished; report as ``chunked_grid``."""
+    start = time.perf_counter()
+    pr = _project(args["project"])
+    job = pr.load(args["name"])
+    status_before = str(job.status)
+    job.run()
+    status_after_run = str(job.status)
+    pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
+    return {"status_before": status_before, "status_after_run": status_after_run,
+            **_grid_report(pr, args["name"], start)}
+
+
+def _grid_report(pr, name: str, start: float) -> dict:
+    job = pr.load(name)
+    report = {"status": str(job.status), "wall_seconds": time.perf_counter() - start,
+              "working_directory": job.working_directory, "queue_id": job.server.queue_id,
+              "events": job.chunk_events(), "chunks": {}, "points": {}}
+    if job.status.finished:
+        report["table"] = job.get_table().to_dict(orient="list")
+        report["n_computed"] = int(job.output.n_computed)
+    table = pr.job_table()
+    for row in table[table.hamilton == "GridChunk"].itertuples():
+        chunk = pr.load(row.job)
+        logs = sorted(Path(chunk.working_directory).glob("slurm-*.out"))
+        report["chunks"][row.job] = {
+            "status": row.status, "master_id": int(row.masterid), "queue_id": chunk.server.queue_id,
+            "computed": list(chunk.output.get("computed", [])), "skipped": list(chunk.output.get("skipped", [])),
+            "slurm_logs": {p.name: p.read_text()[-2000:] for p in logs},
+        }
+    for row in table[table.hamilton == "QSnapFit"].itertuples():
+        h5 = Path(pr.path) / f"{row.job}.h5"
+        report["points"][row.job] = {"id": int(row.id), "status": row.status, "master_id": int(row.masterid),
+                                     "mtime_ns": h5.stat().st_mtime_ns}
+    return report
 
 
 def count(args: dict) -> dict:

@@ -11,8 +11,10 @@ Each session uses its own PostgreSQL job table (``PYIRONSQLTABLENAME``), dropped
 Covered: a ladder as one SLURM job; a ladder in ``LadderChunk`` SLURM jobs (``chunk_size``) equal to the in-process
 ladder; a running chunk killed with ``scancel`` and resubmitted by the waiting ladder; a rerun after a dead chunk
 (``wait_for_chunks = False``) that resubmits only that chunk; a ``TradeoffGrid`` as one SLURM job equal to the
-in-process grid; concurrent grid writers on PostgreSQL and SQLite; an unreachable database; and (without services)
-chunk input rejected before anything is saved.
+in-process grid; a grid in ``GridChunk`` SLURM jobs equal to the in-process grid, with a rerun after a dead chunk
+that recomputes only that chunk's points; a running grid chunk killed with ``scancel`` and resubmitted by the
+waiting grid, computing only its missing points; concurrent grid writers on PostgreSQL and SQLite; an unreachable
+database; and (without services) ladder and grid chunk input rejected before anything is saved.
 """
 
 from __future__ import annotations
@@ -356,6 +358,165 @@ def test_concurrent_grid_writers_sqlite(services, tmp_path, synthetic_dataset):
           f"{[round(r['run_finished'] - r['run_started'], 1) for r in results]} s per grid run, overlap {_overlap(results):.1f} s")
 
 
+# ---- the grid in chunks: GridChunk queue jobs, the master in the calling process --------------------------------
+@pytest.fixture(scope="module")
+def ladder_like_dataset(cluster_dir) -> str:
+    """A LadderDataset of 16 small Be cells with made-up labels at three levels and made-up timings (no DFT)."""
+    from pyiron_mlip_tradeoff.dataset import LadderDataset
+    from pyiron_mlip_tradeoff.structures import generate_structures
+
+    structures, _ = generate_structures(16, seed=9, oversample=2, max_atoms=4)
+    rng = np.random.default_rng(1)
+    n_atoms = sum(len(s) for s in structures)
+    dataset = LadderDataset(structures, rng.normal(size=(3, len(structures))), rng.normal(size=(3, n_atoms, 3)),
+                            levels=[1, 2, 3], seconds=rng.uniform(1, 10, size=(3, len(structures))))
+    return str(dataset.save(cluster_dir / "ladder_like.h5"))
+
+
+def _pg_query(env: dict, sql: str, params: tuple = ()) -> list[tuple]:
+    import psycopg2
+
+    host, _, port = env["PYIRONSQHOST"].partition(":")
+    with psycopg2.connect(host=host, port=int(port or 5432), dbname=env["PYIRONSQLDATABASE"],
+                          user=env["PYIRONUSER"], password=env["PYIRONSQLUSERKEY"]) as conn:
+        with conn.cursor() as cur:
+            cur.execute(sql.replace("TABLE", f'"{env["PYIRONSQLTABLENAME"]}"'), params)
+            return cur.fetchall()
+
+
+def _stored_points(env: dict, grid: str) -> dict[str, int]:
+    """Job name -> id of the grid's QSnapFit children that are in the database."""
+    rows = _pg_query(env, "SELECT job, id FROM TABLE WHERE hamilton = 'QSnapFit' AND job LIKE %s",
+                     (grid.replace("_", r"\_") + r"\_L%",))
+    return dict(rows)
+
+
+def _command_lines() -> list[str]:
+    """Command lines of this machine's processes."""
+    lines = []
+    for proc in Path("/proc").iterdir():
+        try:
+            lines.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return lines
+
+
+def _assert_same_table(chunked: dict, local: dict, chunked_name: str, local_name: str) -> None:
+    assert chunked.keys() == local.keys()
+    for column, values in local.items():
+        if column == "job_name":
+            assert [v.replace(local_name, chunked_name, 1) for v in values] == chunked[column]
+        elif isinstance(values[0], str):
+            assert values == chunked[column], column
+        else:
+            np.testing.assert_allclose(chunked[column], values, rtol=1e-10, atol=1e-12, err_msg=column)
+
+
+def test_chunked_grid_equals_local_and_rerun_recomputes_only_dead_chunk(pg_env, cluster_dir, ladder_like_dataset):
+    """Six draws (2 sampling methods × 3 repetitions of 3 levels × 2 sizes × 2 weight ratios: 72 points) in three
+    ``GridChunk`` SLURM jobs of two draws each, ``wait_for_chunks = False``. Chunk 2 is cancelled while it waits
+    for a CPU; chunks 0 and 1 finish and the grid stays ``suspended``. ``job.run()`` again resubmits only chunk 2,
+    which computes only its own 24 points (the 48 stored ones keep their ids and files), ends last and finishes the
+    grid, whose table and child jobs equal those of the in-process grid."""
+    project = cluster_dir / "grid_chunks"
+    common = {"project": str(project), "dataset": ladder_like_dataset, "levels": [1, 2, 3], "subset_sizes": [2, 4],
+              "weight_ratios": [5, 50], "sampling": ["random", "energy"], "repetitions": 3,
+              "cache_dir": str(project / "cache")}
+    local = _drive("grid", {**common, "name": "grid_local", "table": True, "keep_job_name": True}, pg_env)
+    submitted = _drive("chunked_grid", {**common, "name": "grid_chunked", "queue": QUEUE, "chunk_size": 2,
+                                         "wait": False, "return_early": True}, pg_env)
+    assert submitted["status_after_run"] == "suspended" and submitted["queue_id"] is None
+    assert sorted(submitted["chunks"]) == [f"grid_chunked_chunk0000{i}" for i in range(3)]
+    found = _slurm_id_of(pg_env, "grid_chunked_chunk00002")
+    assert found is not None, "chunk 2 left the queue before it could be cancelled"
+    subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
+    deadline = time.monotonic() + 180
+    while _squeue(pg_env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    rows = _drive("count", {"project": str(project)}, pg_env)["by_job"]
+    assert rows["grid_chunked"] == "suspended" and rows["grid_chunked_chunk00002"] != "finished"
+    stored = _stored_points(pg_env, "grid_chunked")
+    assert len(stored) == 48
+    kept = {name: (Path(project) / f"{name}.h5").stat().st_mtime_ns for name in stored}
+
+    report = _drive("rerun_grid", {"project": str(project), "name": "grid_chunked"}, pg_env)
+    assert report["status_before"] == "suspended" and report["status_after_run"] == "suspended"
+    assert report["status"] == "finished" and report["n_computed"] == 24
+    died = _chunk_events(report, "died")
+    assert [e["chunk"] for e in died] == [2] and len(died[0]["missing"]) == 24, report["events"]
+    assert [e["chunk"] for e in _chunk_events(report, "submitted")] == [0, 1, 2, 2]
+    assert sorted(e["chunk"] for e in _chunk_events(report, "ended")) == [0, 1, 2]
+    for index in (0, 1):
+        chunk = report["chunks"][f"grid_chunked_chunk0000{index}"]
+        assert chunk["status"] == "finished" and len(chunk["slurm_logs"]) == 1
+        assert len(chunk["computed"]) == 24 and chunk["skipped"] == []
+    chunk2 = report["chunks"]["grid_chunked_chunk00002"]
+    assert sorted(chunk2["computed"]) == sorted(died[0]["missing"]) and chunk2["skipped"] == []
+    assert not set(chunk2["computed"]) & set(stored)
+    points = {name: p for name, p in report["points"].items() if name.startswith("grid_chunked_")}
+    assert {name: points[name]["id"] for name in stored} == stored
+    assert {name: points[name]["mtime_ns"] for name in kept} == kept
+    assert len(points) == 72 and len({p["master_id"] for p in points.values()}) == 1
+    assert all(p["status"] == "finished" for p in points.values())
+    assert not list(Path(report["working_directory"]).glob("slurm-*.out"))  # the grid itself took no queue slot
+    _assert_same_table(report["table"], local["table"], "grid_chunked", "grid_local")
+    assert local["n_points"] == 72
+    print(f"\nchunked grid: 3 chunks, 72 points; rerun after a dead chunk {report['wall_seconds']:.1f} s")
+
+
+def test_scancel_of_running_grid_chunk_is_resubmitted(pg_env, cluster_dir, ladder_like_dataset):
+    """The waiting grid master: its only chunk (one draw of 3 levels × 4 sizes × 10 weight ratios = 120 points,
+    stored 50 per database transaction) is cancelled once its first points are in the database. The master sees it leave the
+    queue with points missing and resubmits the same chunk job, which computes exactly the missing points; the
+    points stored before the kill keep their database ids and files."""
+    project = cluster_dir / "grid_scancel"
+    project.mkdir(parents=True, exist_ok=True)
+    name = "grid_kill"
+    args = {"project": str(project), "name": name, "dataset": ladder_like_dataset, "levels": [1, 2, 3],
+            "subset_sizes": [2, 3, 4, 5], "weight_ratios": [2, 5, 10, 12.25, 20, 50, 100, 150, 200, 300],
+            "sampling": ["random"], "repetitions": 1, "queue": QUEUE, "chunk_size": 1,
+            "cache_dir": str(project / "cache")}
+    out = project / ".grid_scancel.json"
+    proc = _start("chunked_grid", args, pg_env, out)
+    chunk0 = f"{name}_chunk00000"
+    _wait_until(lambda: _slurm_id_of(pg_env, chunk0) is not None, proc, 120, "chunk 0 was submitted")
+    killed = _slurm_id_of(pg_env, chunk0)[0]
+    draw0 = f"{name}_L%_random_r0_%"
+
+    def chunk0_stored() -> bool:
+        return bool(_pg_query(pg_env, "SELECT 1 FROM TABLE WHERE job LIKE %s LIMIT 1", (draw0,)))
+
+    _wait_until(chunk0_stored, proc, 120, "chunk 0 stored its first points")
+    subprocess.run(["scancel", str(killed)], env=pg_env, check=True)
+    _wait_until(lambda: killed not in [i for i, _, _ in _squeue(pg_env)], proc, 60, "chunk 0 left the queue")
+    before = {job: i for job, i in _pg_query(pg_env, "SELECT job, id FROM TABLE WHERE job LIKE %s", (draw0,))}
+    kept = {job: (project / f"{job}.h5").stat().st_mtime_ns for job in before}
+    report = _finish(proc, out)
+
+    assert report["status"] == "finished", report["events"]
+    assert 0 < len(before) < 120, f"chunk 0 had stored {len(before)} of 120 points when it was cancelled"
+    died = _chunk_events(report, "died", 0)
+    assert len(died) == 1 and died[0]["queue_id"] == killed, report["events"]
+    assert len(died[0]["missing"]) == 120 - len(before) and not set(died[0]["missing"]) & set(before)
+    assert [e["chunk"] for e in _chunk_events(report, "submitted")] == [0, 0] and list(report["chunks"]) == [chunk0]
+    first = report["chunks"][chunk0]
+    assert sorted(first["computed"]) == sorted(died[0]["missing"]) and sorted(first["skipped"]) == sorted(before)
+    assert len(first["slurm_logs"]) == 2 and "CANCELLED" in first["slurm_logs"][f"slurm-{killed}.out"]
+    assert first["status"] == "finished" and [e["computed"] for e in _chunk_events(report, "ended")] == [
+        first["computed"]]  # the killed run never ended
+    assert {job: report["points"][job]["id"] for job in before} == before
+    assert {job: report["points"][job]["mtime_ns"] for job in kept} == kept
+    assert len(report["points"]) == 120 and report["n_computed"] == 120
+    # the cancelled run really ended (no process left holding a database transaction open)
+    leftovers = [cmd for cmd in _command_lines() if f"{chunk0}_hdf5" in cmd and str(project) in cmd]
+    assert leftovers == [], leftovers
+    table = report["table"]
+    assert len(table["job_name"]) == 120 and np.isfinite(table["test_force_rmse"]).all()
+    print(f"\nscancel of grid chunk 0 (SLURM job {killed}) after {len(before)} of 120 points -> resubmitted, "
+          f"{report['wall_seconds']:.1f} s in all")
+
+
 # ---- faults ----------------------------------------------------------------------------------------------------
 def test_unreachable_database_clear_error_nothing_written(pg_env, cluster_dir):
     """The database goes away after pyiron connected (cut proxy): creating a ladder fails within seconds with
@@ -395,6 +556,37 @@ def test_bad_chunk_input_rejected_before_anything_is_saved(project, hcp_be, sett
     job = project.create.job.PrecisionLadder("chunky")
     job.input.structures = [hcp_be]
     job.input.levels = [1]
+    for key, value in setting.items():
+        job.input[key] = value
+    with pytest.raises(InputError, match=message):
+        job.run()
+    assert len(project.job_table()) == 0
+    assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+    ({"chunk_size": 1.5}, "chunk_size must be a positive integer"),
+    ({"chunk_size": False}, "chunk_size must be a positive integer"),
+    ({"chunk_size": "2"}, "chunk_size must be a positive integer"),
+    ({"chunk_size": 2}, "set job.server.queue"),
+    ({"poll_interval": -1}, "poll_interval must be a positive number"),
+    ({"max_resubmissions": 1.5}, "max_resubmissions must be a non-negative integer"),
+    ({"wait_for_chunks": None}, "wait_for_chunks must be True or False"),
+])
+def test_bad_grid_chunk_input_rejected_before_anything_is_saved(project, synthetic_dataset, setting, message):
+    """A ``TradeoffGrid`` with bad chunk settings (or ``chunk_size`` without a queue) raises ``InputError`` from
+    ``job.run()`` and leaves no job in the database and no files, while the same grid without them is valid."""
+    from pyiron_mlip_tradeoff.dft.base import InputError
+
+    job = project.create.job.TradeoffGrid("grid_chunky")
+    job.input.dataset = synthetic_dataset
+    job.input.levels = [1]
+    job.input.subset_sizes = [2]
+    job.input.weight_ratios = [5]
+    job.input.twojmax = [4]
+    job.input.sampling = ["random"]
+    job.validate_ready_to_run()  # valid without the chunk setting
     for key, value in setting.items():
         job.input[key] = value
     with pytest.raises(InputError, match=message):

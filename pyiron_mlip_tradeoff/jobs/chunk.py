@@ -23,6 +23,7 @@ from ..dft.base import InputError, structure_fingerprint
 from ..ladder import LadderUnit, compute_units, load_unit, pending_units, unit_path, validate_ladder_input
 from ..precision import PrecisionLevel
 from .base import StructureInputJob, to_builtin
+from .queue import chunk_ended
 
 __all__ = ["LadderChunk"]
 
@@ -120,15 +121,8 @@ class LadderChunk(StructureInputJob):
         out.seconds = time.perf_counter() - start
         self.status.finished = True
         self.to_hdf()
-        if self.input.events_file:
-            record = {"time": time.time(), "event": "ended", "chunk": int(self.input.chunk_index),
-                      "queue_id": self.server.queue_id, "computed": list(out.computed), "skipped": list(out.skipped)}
-            with open(self.input.events_file, "a") as handle:  # one short appended line: safe beside other writers
-                handle.write(json.dumps(record) + "\n")
-        if self.input.ladder_id is not None:
-            from .ladder import finish_ladder_if_complete
-
-            finish_ladder_if_complete(self.project, int(self.input.ladder_id))
+        master_id = None if self.input.ladder_id is None else int(self.input.ladder_id)
+        chunk_ended(self, self.input.events_file, master_id, computed=list(out.computed), skipped=list(out.skipped))
 
     def unit_names(self) -> list[str]:
         """Names of the chunk's calculations (``c<config>_L<level>``), in ladder order."""

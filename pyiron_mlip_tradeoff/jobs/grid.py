@@ -15,6 +15,13 @@ All points are computed from sufficient statistics by :func:`pyiron_mlip_tradeof
 refit); each is then stored as a finished ``QSnapFit`` child job (``master_id`` = the grid's id) with its input,
 output and LAMMPS files, so ``pr.job_table()`` lists them and ``pr.create_table()`` can collect them.
 
+On a cluster, ``grid.server.queue`` with ``grid.input.chunk_size`` splits the grid into ``GridChunk`` queue jobs
+of whole draws (see :class:`TradeoffGrid`):
+
+>>> grid.server.queue = "slurm_queue"
+>>> grid.input.chunk_size = 4                        # (2Jmax, sampling, repetition) draws per queue job
+>>> grid.run()                                       # descriptors here, chunks on the queue; waits, resubmits, merges
+
 MD cost: until measured MD speeds exist, :meth:`TradeoffGrid.pareto` and :meth:`TradeoffGrid.recommend` represent
 the cost of running a model by 2Jmax and its qSNAP column count (``md_cost_proxy``), which orders models but is not
 a speed.
@@ -22,21 +29,36 @@ a speed.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..fitting import DEFAULT_WEIGHT_RATIOS, SAMPLING_METHODS, GridPoint, GridSpec, plan_grid, run_grid
+from ..dataset import LadderDataset
+from ..fitting import (
+    DEFAULT_WEIGHT_RATIOS,
+    SAMPLING_METHODS,
+    GridPoint,
+    GridSpec,
+    PointKey,
+    dataset_descriptors,
+    plan_grid,
+    run_grid,
+)
 from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
 from .base import to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
+from .queue import ChunkedMaster, QueueChunk, finish_master_if_complete, validate_chunk_settings
 
-__all__ = ["TradeoffGrid", "point_job_name"]
+__all__ = ["TradeoffGrid", "grid_draws", "point_job_name"]
 
 _RESUMABLE = ("running", "aborted", "submitted", "collect")
+#: statuses from which ``job.run()`` continues a chunked grid (it may also be waiting for its chunks: suspended)
+_RESUMABLE_CHUNKED = (*_RESUMABLE, "suspended", "refresh", "busy")
 _DB_BATCH = 50  # children per database transaction
 #: grid coordinates stored in each child's input (besides the QSnapFit input)
 _CHILD_INPUT_COLUMNS = ("training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight",
@@ -57,7 +79,22 @@ def point_job_name(grid_name: str, key: tuple) -> str:
     return f"{grid_name}_L{level}_n{size}_{sampling}_r{rep}_we{_number_tag(we)}_wf{_number_tag(wf)}_j{tj}"
 
 
-class TradeoffGrid(FastStorageJob):
+def grid_draws(spec: GridSpec) -> list[tuple[int, str, int]]:
+    """The draws of a grid, in :meth:`GridSpec.keys` order: one ``(twojmax, sampling, repetition)`` each.
+
+    A draw owns a whole nested-subset sequence: one ranking of the training pool whose prefixes are all subset sizes,
+    and the fits of every (size, weight ratio, training level) on them. Its statistics are accumulated in one pass,
+    so a draw is the smallest piece of a grid that can be computed elsewhere without computing anything twice.
+    """
+    return [(tj, sampling, rep) for tj in spec.twojmax for sampling in spec.sampling
+            for rep in range(spec.repetitions)]
+
+
+def _draw_of(key: PointKey) -> tuple[int, str, int]:
+    return int(key[6]), str(key[2]), int(key[3])
+
+
+class TradeoffGrid(ChunkedMaster, FastStorageJob):
     """Full factorial of training level × subset size × weight ratio × 2Jmax × sampling × repetition.
 
     Input (``job.input``):
@@ -70,13 +107,44 @@ class TradeoffGrid(FastStorageJob):
         test_indices: test configurations (default: the test half of a 50/50 split with ``split_seed``).
         descriptor_settings, element, rcond, ridge: as for ``QSnapFit``.
         leverage_energy_weight: w_E/w_F of the energy row in block leverage (default 150, the study's).
-        cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors).
+        cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors). On a
+            cluster it must be on a file system the compute nodes see, as pyiron projects are.
+        chunk_size: draws per queue job (``None``, the default: no chunks); needs ``job.server.queue``. A draw is
+            one (2Jmax, sampling, repetition): levels × subset sizes × weight ratios points.
+        poll_interval: seconds between two looks at the queue and the database while waiting for chunks (default 30).
+        max_resubmissions: how often one chunk is resubmitted after it died, per ``job.run()`` (default 3).
+        wait_for_chunks: ``True`` (default): ``job.run()`` returns when the grid is finished; ``False``: it returns
+            once the chunks are submitted.
 
     Output (``job.output``):
         table (DataFrame, one row per point; see :meth:`get_table`), n_points, n_computed (points computed in the
         last run), seconds (total), compute_seconds (descriptors, statistics, fits), store_seconds (storing child
-        jobs), ms_per_stored_job.
+        jobs), ms_per_stored_job. Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
+        wall time from ``job.run()`` to the last point, compute_seconds and store_seconds are summed over the chunks'
+        latest runs.
+
+    Queue without chunks: with ``job.server.queue`` set and ``chunk_size`` left ``None``, pyiron submits the whole
+    grid as one queue job.
+
+    Chunks on a queue: with ``job.server.queue`` and ``chunk_size`` set, the grid's draws (:func:`grid_draws`, in
+    table order) are cut into consecutive chunks of ``chunk_size`` draws. A chunk always holds whole draws, so the
+    statistics of every nested subset are still accumulated once; what a chunk repeats is the test-set statistics
+    of its 2Jmax (one pass over the test set) and, for leverage sampling, the pool's leverage scores of its
+    (2Jmax, sampling) — both small next to the subsets' statistics and fits. The grid job itself takes no queue slot:
+    ``job.run()`` runs it in the calling process. It first computes the descriptors of every 2Jmax with points still
+    to do, once, into ``cache_dir`` (skipped when cached), then submits each chunk with points still missing as a
+    ``GridChunk`` child job (``<name>_chunk00000``, …) through pysqa with ``job.server.cores`` cores (a chunk uses
+    one), ``server.run_time`` and ``server.memory_limit``. A chunk reads the descriptors, computes its points with
+    :func:`~pyiron_mlip_tradeoff.fitting.run_grid` and stores each as a ``QSnapFit`` child *of the grid*, with the
+    same name, files and database row as an in-process run (50 rows per transaction), so :meth:`get_table` and
+    ``pr.create_table()`` (filtered on ``hamilton == "QSnapFit"``) give the same results. Waiting, resubmission of
+    killed chunks (only their points not yet in the database are computed again), ``wait_for_chunks = False`` and
+    resuming with ``job.run()`` work as for a chunked ``PrecisionLadder``; see :mod:`pyiron_mlip_tradeoff.jobs.queue`.
     """
+
+    _master_noun = "grid"
+    _work_noun = "points"
+    _owner_file = "grid_owner.json"
 
     def __init__(self, project, job_name):
         super().__init__(project, job_name)
@@ -97,10 +165,16 @@ class TradeoffGrid(FastStorageJob):
         self.input.rcond = None
         self.input.ridge = None
         self.input.cache_dir = None
+        self.input.chunk_size = None
+        self.input.poll_interval = 30.0
+        self.input.max_resubmissions = 3
+        self.input.wait_for_chunks = True
 
     # -- input -----------------------------------------------------------------------------------------------
-    def _plan(self):
-        dataset = load_dataset(self.input.dataset, self.project)
+    def _plan(self, dataset: LadderDataset | None = None) -> tuple[LadderDataset, GridSpec]:
+        """The dataset (loaded from ``input.dataset`` unless given) and the validated :class:`GridSpec`."""
+        if dataset is None:
+            dataset = load_dataset(self.input.dataset, self.project)
         spec = plan_grid(
             dataset,
             subset_sizes=to_builtin(self.input.subset_sizes),
@@ -122,14 +196,29 @@ class TradeoffGrid(FastStorageJob):
         return dataset, spec
 
     def validate_ready_to_run(self) -> None:
-        """Check the whole grid (dataset, levels, sizes, weights, 2Jmax, sampling) before anything is computed."""
+        """Check the whole grid (dataset, levels, sizes, weights, 2Jmax, sampling, chunk settings) before anything is
+        saved or computed."""
+        validate_chunk_settings(self, "grid", "draws")
         self._plan()
+
+    def _chunked(self) -> bool:
+        """Whether ``job.run()`` splits this grid into ``GridChunk`` queue jobs."""
+        return self.server.queue is not None and self.input.get("chunk_size") is not None
+
+    def _cache_dir(self) -> str:
+        """The descriptor cache folder (absolute)."""
+        return os.path.abspath(self.input.cache_dir or os.path.join(self.working_directory, "descriptors"))
 
     # -- running and resuming --------------------------------------------------------------------------------
     def run(self, delete_existing_job=False, repair=False, debug=False, run_mode=None, run_again=False):
         """Run the grid; on a grid that was interrupted, continue it (finished points are not recomputed)."""
-        if not (delete_existing_job or run_again) and self.status.string in _RESUMABLE:
-            self.status.created = True
+        status = self.status.string
+        if not (delete_existing_job or run_again):
+            if self._chunked() and status in _RESUMABLE_CHUNKED:
+                self._check_not_owned_by_live_process()
+                self.status.created = True
+            elif status in _RESUMABLE:
+                self.status.created = True
         return super().run(delete_existing_job=delete_existing_job, repair=repair, debug=debug, run_mode=run_mode,
                            run_again=run_again)
 
@@ -150,39 +239,21 @@ class TradeoffGrid(FastStorageJob):
         for name, item in children.items():  # half-written children of an interrupted run
             if name not in finished:
                 self.project.remove_job(int(item["id"]))
-        cache = self.input.cache_dir or os.path.join(self.working_directory, "descriptors")
         names = {key: point_job_name(self.job_name, key) for key in spec.keys()}
         done_keys = {key for key, name in names.items() if name in finished}
 
         rows: list[dict] = [self._row_from_child(names[key]) for key in done_keys]
-        store_seconds = 0.0
-        n_computed = 0
-        pending: list[dict] = []  # database entries of children whose HDF5 is written, inserted in batches
         bar = tqdm(total=spec.n_points, desc=f"grid {self.job_name}", unit="point")
         bar.update(len(done_keys))
         try:
-            for point in run_grid(dataset, spec, cache_dir=cache, skip=done_keys):
-                t0 = time.perf_counter()
-                row, entry = self._store_point(point, names[point.key], spec)
-                rows.append(row)
-                pending.append(entry)
-                if len(pending) >= _DB_BATCH:
-                    _insert_entries(self.project.db, pending)
-                    pending = []
-                store_seconds += time.perf_counter() - t0
-                n_computed += 1
-                bar.update(1)
+            new_rows, store_seconds = self._compute_and_store(dataset, spec, done_keys.__contains__, names,
+                                                              self._cache_dir(), on_point=lambda: bar.update(1))
         finally:
-            t0 = time.perf_counter()
-            _insert_entries(self.project.db, pending)  # also on Ctrl-C: what is on disk gets registered
-            store_seconds += time.perf_counter() - t0
             bar.close()
-        table = pd.DataFrame(rows)
-        order = {key: i for i, key in enumerate(spec.keys())}
-        table["_order"] = [order[_row_key(row)] for row in rows]
-        table = table.sort_values("_order").drop(columns="_order").reset_index(drop=True)
+        rows += new_rows
+        n_computed = len(new_rows)
         out = self.output
-        out.table = table
+        out.table = _table_in_grid_order(rows, spec)
         out.n_points = int(spec.n_points)
         out.n_computed = int(n_computed)
         out.seconds = time.perf_counter() - start
@@ -191,6 +262,186 @@ class TradeoffGrid(FastStorageJob):
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
         self.status.finished = True
         self.to_hdf()
+
+    def _compute_and_store(self, dataset: LadderDataset, spec: GridSpec, skip, names: Mapping[PointKey, str],
+                           cache_dir: str, on_point=None) -> tuple[list[dict], float]:
+        """Compute the points :func:`run_grid` does not ``skip`` and store each as a finished ``QSnapFit`` child.
+
+        Children are registered in the database in batches of 50, each only once its files are complete; on any
+        exit (also Ctrl-C or a crash) what is on disk is registered first.
+
+        Returns:
+            The table rows of the computed points, and the seconds spent storing them.
+        """
+        rows: list[dict] = []
+        store_seconds = 0.0
+        pending: list[dict] = []  # database entries of children whose HDF5 is written, inserted in batches
+        try:
+            for point in run_grid(dataset, spec, cache_dir=cache_dir, skip=skip):
+                t0 = time.perf_counter()
+                row, entry = self._store_point(point, names[point.key], spec)
+                rows.append(row)
+                pending.append(entry)
+                if len(pending) >= _DB_BATCH:
+                    _insert_entries(self.project.db, pending)
+                    pending = []
+                store_seconds += time.perf_counter() - t0
+                if on_point is not None:
+                    on_point()
+        finally:
+            t0 = time.perf_counter()
+            _insert_entries(self.project.db, pending)
+            store_seconds += time.perf_counter() - t0
+        return rows, store_seconds
+
+    # -- chunks on a queue -------------------------------------------------------------------------------------
+    def run_if_scheduler(self):
+        """With ``chunk_size`` set, run the chunked grid here and send only its chunks to the queue."""
+        if not self._chunked():
+            return super().run_if_scheduler()
+        return self._run_chunked()
+
+    def _dataset_for_chunks(self):
+        """``input.dataset`` as the chunks must see it: a file path made absolute (chunks run elsewhere)."""
+        spec = to_builtin(self.input.dataset)
+        if isinstance(spec, str) and spec != "bundled" and Path(spec).is_file():
+            return str(Path(spec).resolve())
+        return spec
+
+    def _run_chunked(self) -> None:
+        started = time.time()
+        dataset, spec = self._plan()
+        self._spec_cache = spec
+        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
+        wait = bool(self.input.wait_for_chunks)
+        if wait:
+            self.status.running = True
+            self._claim_owner()
+        self._before_chunk_scan()
+        draws = grid_draws(spec)
+        size = int(self.input.chunk_size)
+        chunks = [QueueChunk(i // size, draws[i:i + size]) for i in range(0, len(draws), size)]
+        todo = [chunk for chunk in chunks if self._chunk_todo(chunk)]
+        n_todo = sum(len(self._chunk_todo(chunk)) for chunk in todo)
+        # descriptors once per 2Jmax, before any chunk needs them (chunks only read the cache)
+        for tj in sorted({draw[0] for chunk in todo for draw in chunk.items}):
+            dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
+                                cache_dir=self._cache_dir())
+        self.output.n_points = int(spec.n_points)
+        self.output.n_computed = int(n_todo)
+        self.output.run_started = started
+        self.to_hdf()
+        active = self._start_chunks(todo)
+        if not wait:
+            self.status.suspended = True
+            self.to_hdf()
+            # every chunk may have ended before the status said "suspended"; then nobody else finishes the grid
+            finish_master_if_complete(self.project, int(self.job_id), master=self)
+            return
+        self._wait_for_chunks(active)
+        self._finish_chunked()
+        self._release_owner()
+
+    def _chunk_spec(self) -> GridSpec:
+        spec = getattr(self, "_spec_cache", None)
+        if spec is None:
+            spec = self._spec_cache = self._plan()[1]
+        return spec
+
+    def _before_chunk_scan(self) -> None:
+        """Read which point children are in the database (once per scan of the chunks)."""
+        self._finished_points = {name for name, item in self._children().items() if item["status"] == "finished"}
+
+    def _chunk_point_names(self, chunk: QueueChunk) -> list[str]:
+        draws = {tuple(d) for d in chunk.items}
+        return [point_job_name(self.job_name, k) for k in self._chunk_spec().keys() if _draw_of(k) in draws]
+
+    # hooks of ChunkedMaster
+    def _chunk_todo(self, chunk: QueueChunk) -> list[str]:
+        return [name for name in self._chunk_point_names(chunk) if name not in self._finished_points]
+
+    def _chunk_missing(self, chunk: QueueChunk) -> list[str]:
+        return self._chunk_todo(chunk)
+
+    def _chunk_matches(self, child, chunk: QueueChunk) -> bool:
+        return json.loads(child.input.draws) == [list(d) for d in chunk.items]
+
+    def _new_chunk_job(self, chunk: QueueChunk, name: str):
+        from .grid_chunk import GridChunk
+
+        child = self.project.create_job(GridChunk, name)
+        inp = child.input
+        inp.grid_id = int(self.job_id)
+        inp.chunk_index = int(chunk.index)
+        inp.draws = json.dumps([list(d) for d in chunk.items])
+        inp.dataset = self._dataset_for_chunks()
+        inp.cache_dir = self._cache_dir()
+        inp.events_file = str(self._events_path)
+        return child
+
+    def _chunks_complete(self) -> bool:
+        self._before_chunk_scan()
+        spec = self._chunk_spec()
+        return all(point_job_name(self.job_name, k) in self._finished_points for k in spec.keys())
+
+    def _finish_chunked(self) -> None:
+        """Assemble the table from the stored children and mark the grid finished (all points stored)."""
+        spec = self._chunk_spec()
+        self._before_chunk_scan()
+        names = [point_job_name(self.job_name, k) for k in spec.keys()]
+        missing = [n for n in names if n not in self._finished_points]
+        if missing:
+            raise RuntimeError(f"{len(missing)} grid point(s) have no stored result: {missing[:5]}")
+        rows = [self._row_from_child(name) for name in names]
+        out = self.output
+        out.table = _table_in_grid_order(rows, spec)
+        out.n_points = int(spec.n_points)
+        chunk_seconds = store_seconds = 0.0
+        for item in self._children().values():
+            if item["hamilton"] == "GridChunk":
+                chunk = self.project.load(int(item["id"]))
+                chunk_seconds += float(chunk.output.get("seconds", 0.0))
+                store_seconds += float(chunk.output.get("store_seconds", 0.0))
+        started = out.get("run_started")
+        out.seconds = time.time() - float(started) if started is not None else float("nan")
+        out.store_seconds = store_seconds
+        out.compute_seconds = chunk_seconds - store_seconds
+        n_computed = int(out.get("n_computed") or 0)
+        out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
+        out.chunk_events = json.dumps(self.chunk_events())
+        self.status.finished = True
+        self.to_hdf()
+
+    def compute_chunk(self, draws: Iterable[Sequence], dataset=None, cache_dir: str | None = None) -> dict:
+        """Compute and store the points of ``draws`` (``(twojmax, sampling, repetition)``) not yet stored.
+
+        What a ``GridChunk`` runs; points whose ``QSnapFit`` child is in the database as finished are skipped.
+
+        Args:
+            draws: the draws of the chunk.
+            dataset: ``input.dataset`` as the chunk sees it (default: the grid's).
+            cache_dir: the descriptor cache (default: the grid's).
+
+        Returns:
+            ``computed`` and ``skipped`` (point job names) and ``store_seconds``.
+        """
+        data = load_dataset(dataset if dataset is not None else self.input.dataset, self.project)
+        data, spec = self._plan(data)
+        wanted = {(int(d[0]), str(d[1]), int(d[2])) for d in draws}
+        unknown = wanted - set(grid_draws(spec))
+        if unknown:
+            raise ValueError(f"draws {sorted(unknown)} are not part of grid {self.job_name!r}")
+        children = self._children()
+        names = {k: point_job_name(self.job_name, k) for k in spec.keys() if _draw_of(k) in wanted}
+        finished = {n for n in names.values() if n in children and children[n]["status"] == "finished"}
+        for name in names.values():  # a half-registered child of a killed run of this chunk: computed again
+            if name in children and name not in finished:
+                self.project.remove_job(int(children[name]["id"]))
+        todo = {k for k, n in names.items() if n not in finished}
+        rows, store_seconds = self._compute_and_store(data, spec, lambda k: k not in todo, names,
+                                                      cache_dir or self._cache_dir())
+        return {"computed": [r["job_name"] for r in rows],
+                "skipped": [n for n in names.values() if n in finished], "store_seconds": store_seconds}
 
     def _store_point(self, point: GridPoint, name: str, spec: GridSpec) -> tuple[dict, dict]:
         """Write one computed point as a finished ``QSnapFit`` child (HDF5 and LAMMPS files; no refit).
@@ -262,7 +513,8 @@ class TradeoffGrid(FastStorageJob):
 
         The cost of ``pair_style snap`` per step does not depend on the coefficient values, so the speed is measured
         with a probe model of the right size and tiny coefficients (which cannot blow up); whether a particular fitted
-        model is *stable* is a separate question for ``MDSpeed(fit_job=...)``. Afterwards :meth:`get_table` carries
+        model is *stable* is a separate question for ``MDSpeed(fit_job=...)``, so the probe runs only the timed NVE
+        run (no NVT/NVE stability runs). Afterwards :meth:`get_table` carries
         ``md_speed`` (atom-timesteps/s) and ``md_cost`` (s per atom-timestep) columns, and ``recommend(min_md_speed=…)``
         and ``pareto(objectives=[..., "md_cost"])`` use the measurement instead of the column-count proxy.
 
@@ -294,6 +546,8 @@ class TradeoffGrid(FastStorageJob):
                 job.input.element = self.input.element
                 job.input.n_atoms = n_atoms
                 job.input.steps = steps
+                job.input.nvt_steps = 0  # a probe cannot blow up: only the timed run is needed
+                job.input.nve_steps = 0
                 job.input.cores = cores
                 job.master_id = self.job_id
                 job.run()
@@ -364,6 +618,14 @@ def _insert_entries(db, entries: list[dict]) -> None:
     conn.commit()
     if not getattr(db, "_keep_connection", True):
         conn.close()
+
+
+def _table_in_grid_order(rows: list[dict], spec: GridSpec) -> pd.DataFrame:
+    """Rows as a DataFrame in :meth:`GridSpec.keys` order."""
+    table = pd.DataFrame(rows)
+    order = {key: i for i, key in enumerate(spec.keys())}
+    table["_order"] = [order[_row_key(row)] for row in rows]
+    return table.sort_values("_order").drop(columns="_order").reset_index(drop=True)
 
 
 def _row_key(row: Mapping) -> tuple:

@@ -24,10 +24,6 @@ On a cluster, ``job.server.queue`` with ``job.input.chunk_size`` splits the ladd
 from __future__ import annotations
 
 import json
-import os
-import socket
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,32 +43,22 @@ from ..ladder import (
 )
 from ..precision import PrecisionLevel
 from .base import StructureInputJob, to_builtin
+from .queue import (
+    ChunkedMaster,
+    QueueChunk,
+    chunk_job_name,
+    finish_master_if_complete,
+    validate_chunk_settings,
+)
 
 __all__ = ["PrecisionLadder", "chunk_job_name", "finish_ladder_if_complete"]
 
 _OWNER_FILE = "ladder_owner.json"
-_EVENTS_FILE = "chunk_events.jsonl"
 #: statuses from which ``job.run()`` continues a ladder instead of starting or refusing
 _RESUMABLE = ("running", "aborted", "submitted", "collect", "suspended", "refresh", "busy")
 
 
-def chunk_job_name(ladder_name: str, index: int) -> str:
-    """Name of the ``LadderChunk`` job of chunk ``index`` of the ladder ``ladder_name``."""
-    return f"{ladder_name}_chunk{int(index):05d}"
-
-
-@dataclass
-class _Chunk:
-    """The master's view of one chunk while it waits: its calculations, current queue job and submissions."""
-
-    index: int
-    units: list[LadderUnit]
-    queue_id: int | None = None
-    submissions: int = 0
-    history: list = field(default_factory=list)
-
-
-class PrecisionLadder(StructureInputJob):
+class PrecisionLadder(ChunkedMaster, StructureInputJob):
     """Run structures through a DFT engine at several precision levels, recording energy, forces, stress and cost.
 
     Input (``job.input``):
@@ -128,6 +114,10 @@ class PrecisionLadder(StructureInputJob):
     compute nodes share, as pyiron projects on a cluster always are.
     """
 
+    _master_noun = "ladder"
+    _work_noun = "calculations"
+    _owner_file = _OWNER_FILE
+
     def __init__(self, project, job_name):
         super().__init__(project, job_name)
         self.input.structures = []
@@ -164,28 +154,9 @@ class PrecisionLadder(StructureInputJob):
         self.input.levels = self._levels_input()
 
     def _validate_chunk_input(self) -> None:
-        chunk_size = self.input.get("chunk_size")
-        poll = self.input.get("poll_interval", 30.0)
-        resubmissions = self.input.get("max_resubmissions", 3)
-        wait = self.input.get("wait_for_chunks", True)
-        if chunk_size is not None and (
-            isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
-        ):
-            raise InputError(f"chunk_size must be a positive integer (calculations per queue job) or None, "
-                             f"got {chunk_size!r}")
-        if isinstance(poll, bool) or not isinstance(poll, (int, float, np.number)) or not (0 < poll < np.inf):
-            raise InputError(f"poll_interval must be a positive number of seconds, got {poll!r}")
-        if isinstance(resubmissions, bool) or not isinstance(resubmissions, (int, np.integer)) or resubmissions < 0:
-            raise InputError(f"max_resubmissions must be a non-negative integer, got {resubmissions!r}")
-        if not isinstance(wait, (bool, np.bool_)):
-            raise InputError(f"wait_for_chunks must be True or False, got {wait!r}")
-        if chunk_size is None:
+        validate_chunk_settings(self, "ladder", "calculations")
+        if self.input.get("chunk_size") is None:
             return
-        if self.server.queue is None:
-            raise InputError(
-                "chunk_size splits the ladder into queue jobs: set job.server.queue (and job.server.cores, the "
-                "cores of each chunk) as well, or leave chunk_size None to run the ladder in this process"
-            )
         if self.input.engine != "gpaw":
             raise InputError(
                 f"chunk_size applies to the GPAW engine; with engine {self.input.engine!r} every calculation is "
@@ -227,23 +198,6 @@ class PrecisionLadder(StructureInputJob):
             run_again=run_again,
         )
 
-    def _check_not_owned_by_live_process(self) -> None:
-        owner_file = Path(self.working_directory) / _OWNER_FILE
-        try:
-            owner = json.loads(owner_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return
-        if owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
-            return
-        try:
-            os.kill(int(owner["pid"]), 0)
-        except (ProcessLookupError, PermissionError, ValueError, KeyError):
-            return
-        raise RuntimeError(
-            f"ladder {self.job_name} is being computed by process {owner['pid']} on this machine; "
-            "wait for it or stop it before resuming"
-        )
-
     def run_static(self):
         structures, levels, options = validate_ladder_input(
             self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
@@ -251,7 +205,7 @@ class PrecisionLadder(StructureInputJob):
         self.status.running = True
         workdir = Path(self.working_directory)
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / _OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+        self._claim_owner()
         runner = self._run_vasp_unit if self.input.engine == "vasp" else None
         store = Path(self.input.unit_store) if self.input.unit_store else workdir
         results = run_ladder(
@@ -260,7 +214,7 @@ class PrecisionLadder(StructureInputJob):
             timeout=self.input.timeout, progress=True,
         )
         self._store_output(results)
-        (workdir / _OWNER_FILE).unlink(missing_ok=True)
+        self._release_owner()
         self.status.finished = True
         self.to_hdf()
 
@@ -303,75 +257,49 @@ class PrecisionLadder(StructureInputJob):
 
     def _run_chunked(self) -> None:
         structures, levels, options, units = self._plan()
-        workdir = Path(self.working_directory)
-        workdir.mkdir(parents=True, exist_ok=True)
+        self._chunk_plan = (structures, levels, options)
+        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
         self._store_dir().mkdir(parents=True, exist_ok=True)
         wait = bool(self.input.wait_for_chunks)
         if wait:
             self.status.running = True
-            (workdir / _OWNER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-        retry = bool(self.input.retry_failed)
-        alive = _queue_ids_alive()
-        entries = self._chunk_entries()
-        active: dict[int, _Chunk] = {}
-        for index, chunk_units in enumerate(split_into_chunks(units, int(self.input.chunk_size))):
-            if not pending_units(chunk_units, retry):
-                continue
-            chunk = _Chunk(index, chunk_units)
-            entry = entries.get(chunk_job_name(self.job_name, index))
-            queue_id = self._queue_id(entry)
-            if entry is not None and not _left_queue(entry, queue_id, alive):
-                chunk.queue_id = queue_id  # still queued or running from an earlier run(): wait for it
-                self._log_event("waiting", chunk)
-            else:
-                if entry is not None:
-                    missing = [u.name for u in chunk_units if load_unit(u) is None]
-                    self._log_event("died", chunk, queue_id=queue_id, status=entry["status"], missing=missing)
-                self._submit_chunk(chunk, structures, levels, options, entry)
-            active[index] = chunk
+            self._claim_owner()
+        chunks = [QueueChunk(index, chunk_units)
+                  for index, chunk_units in enumerate(split_into_chunks(units, int(self.input.chunk_size)))]
+        active = self._start_chunks(chunks)
         if not wait:
             self.status.suspended = True
             self.to_hdf()
             # every chunk may have ended before the status said "suspended"; then nobody else finishes the ladder
             finish_ladder_if_complete(self.project, int(self.job_id), ladder=self)
             return
-        self._wait_for_chunks(active, structures, levels, options)
+        self._wait_for_chunks(active)
         self._finish_from_store(structures, levels, options)
-        (workdir / _OWNER_FILE).unlink(missing_ok=True)
+        self._release_owner()
 
-    def _wait_for_chunks(self, active: dict[int, _Chunk], structures, levels, options) -> None:
-        """Poll until every chunk has left the queue with its calculations stored; resubmit chunks that died."""
-        max_resubmissions = int(self.input.max_resubmissions)
-        poll = float(self.input.poll_interval)
-        while active:
-            time.sleep(poll)
-            alive = _queue_ids_alive()  # the queue first: a chunk that left it has written all it will write
-            entries = self._chunk_entries()
-            merged = False
-            for index, chunk in list(active.items()):
-                entry = entries.get(chunk_job_name(self.job_name, index))
-                if not _left_queue(entry, chunk.queue_id, alive):
-                    continue
-                missing = [u for u in chunk.units if load_unit(u) is None]
-                if not missing:
-                    self._log_event("finished", chunk)
-                    del active[index]
-                    merged = True
-                    continue
-                status = entry["status"] if entry else "missing"
-                if chunk.submissions > max_resubmissions:
-                    raise RuntimeError(
-                        f"chunk {chunk_job_name(self.job_name, index)} left the queue {chunk.submissions} times "
-                        f"without finishing its calculations (last status {status!r}, {len(missing)} missing, "
-                        f"queue ids {chunk.history}); see the SLURM logs in its working directory. Call job.run() "
-                        "again to continue the ladder."
-                    )
-                self._log_event("died", chunk, status=status, missing=[u.name for u in missing])
-                self._submit_chunk(chunk, structures, levels, options, entry)
-            if merged:
-                results = collect_ladder(structures, levels, self._store_dir(), self.input.engine, options)
-                self._store_output(results)
-                self.to_hdf()
+    # hooks of ChunkedMaster
+    def _chunk_todo(self, chunk: QueueChunk) -> list[str]:
+        return [u.name for u in pending_units(chunk.items, bool(self.input.retry_failed))]
+
+    def _chunk_missing(self, chunk: QueueChunk) -> list[str]:
+        return [u.name for u in chunk.items if load_unit(u) is None]
+
+    def _chunk_matches(self, child, chunk: QueueChunk) -> bool:
+        return [str(f) for f in to_builtin(child.input.fingerprints)] == [u.fingerprint for u in chunk.items]
+
+    def _chunks_merged(self) -> None:
+        structures, levels, options = self._chunk_plan
+        results = collect_ladder(structures, levels, self._store_dir(), self.input.engine, options)
+        self._store_output(results)
+        self.to_hdf()
+
+    def _chunks_complete(self) -> bool:
+        _, _, _, units = self._plan()
+        return all(u.path.exists() for u in units) and all(load_unit(u) is not None for u in units)
+
+    def _finish_chunked(self) -> None:
+        structures, levels, options, _ = self._plan()
+        self._finish_from_store(structures, levels, options)
 
     def _finish_from_store(self, structures, levels, options) -> None:
         """Assemble the output from the unit store and mark the ladder finished (all calculations stored)."""
@@ -383,80 +311,29 @@ class PrecisionLadder(StructureInputJob):
         self.status.finished = True
         self.to_hdf()
 
-    def chunk_events(self) -> list[dict]:
-        """What happened to the chunks of a chunked run, in order: one dict per event with ``time`` (Unix s),
-        ``event``, ``chunk`` (index) and ``queue_id``. Events: ``submitted`` (with ``n_todo`` calculations),
-        ``waiting`` (a chunk still queued from an earlier run), ``died`` (left the queue with calculations
-        ``missing``; ``status`` is its database status), ``finished`` (seen complete by the waiting ladder) and
-        ``ended`` (written by the chunk job itself, with the calculations it ``computed`` and ``skipped``)."""
-        path = Path(self.working_directory) / _EVENTS_FILE
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def _log_event(self, event: str, chunk: _Chunk, **details) -> None:
-        record = {"time": time.time(), "event": event, "chunk": chunk.index, "queue_id": chunk.queue_id, **details}
-        with open(Path(self.working_directory) / _EVENTS_FILE, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-    def _chunk_entries(self) -> dict[str, dict]:
-        """Database entries of this ladder's chunk jobs by name."""
-        if self.job_id is None:
-            return {}
-        return {item["job"]: item for item in self.project.db.get_items_dict({"masterid": int(self.job_id)})}
-
-    def _queue_id(self, entry: dict | None) -> int | None:
-        if entry is None:
-            return None
-        queue_id = self.project.load(int(entry["id"])).server.queue_id
-        return None if queue_id is None else int(queue_id)
-
-    def _submit_chunk(self, chunk: _Chunk, structures, levels, options, entry: dict | None) -> None:
-        """Submit chunk ``chunk`` to the queue: the existing child job again if it matches, else a new one."""
+    def _new_chunk_job(self, chunk: QueueChunk, name: str):
         from .chunk import LadderChunk
 
-        name = chunk_job_name(self.job_name, chunk.index)
-        n_todo = len(pending_units(chunk.units, bool(self.input.retry_failed)))
-        child = None
-        if entry is not None:
-            child = self.project.load(int(entry["id"]))
-            fingerprints = [str(f) for f in to_builtin(child.input.fingerprints)]
-            if child.status.finished or fingerprints != [u.fingerprint for u in chunk.units]:
-                self.project.remove_job(int(entry["id"]))  # finished earlier, or cut for other input
-                child = None
-        if child is not None:
-            child.run(repair=True)  # same job and working directory, a new queue job; stored units are skipped
-        else:
-            child = self.project.create_job(LadderChunk, name)
-            configs = sorted({u.config for u in chunk.units})
-            numbers = sorted({u.level.level for u in chunk.units})
-            inp = child.input
-            inp.structures = [structures[c] for c in configs]
-            inp.configs = configs
-            inp.units = np.array([[u.config, u.level.level] for u in chunk.units], dtype=np.int64)
-            inp.fingerprints = [u.fingerprint for u in chunk.units]
-            inp.levels = json.dumps([lv.to_dict() for lv in levels if lv.level in numbers])
-            inp.engine = self.input.engine
-            inp.engine_options = json.dumps(options)
-            inp.unit_store = str(self._store_dir())
-            inp.cores = int(self._cores())
-            inp.timeout = self.input.timeout
-            inp.retry_failed = bool(self.input.retry_failed)
-            inp.ladder_id = int(self.job_id)
-            inp.chunk_index = chunk.index
-            inp.events_file = str(Path(self.working_directory) / _EVENTS_FILE)
-            child.master_id = self.job_id
-            child.server.queue = self.server.queue
-            child.server.cores = int(self.server.cores or 1)
-            if self.server.run_time is not None:
-                child.server.run_time = self.server.run_time
-            if self.server.memory_limit is not None:
-                child.server.memory_limit = self.server.memory_limit
-            child.run()
-        chunk.queue_id = None if child.server.queue_id is None else int(child.server.queue_id)
-        chunk.submissions += 1
-        chunk.history.append(chunk.queue_id)
-        self._log_event("submitted", chunk, n_todo=n_todo)
+        structures, levels, options = self._chunk_plan
+        child = self.project.create_job(LadderChunk, name)
+        configs = sorted({u.config for u in chunk.items})
+        numbers = sorted({u.level.level for u in chunk.items})
+        inp = child.input
+        inp.structures = [structures[c] for c in configs]
+        inp.configs = configs
+        inp.units = np.array([[u.config, u.level.level] for u in chunk.items], dtype=np.int64)
+        inp.fingerprints = [u.fingerprint for u in chunk.items]
+        inp.levels = json.dumps([lv.to_dict() for lv in levels if lv.level in numbers])
+        inp.engine = self.input.engine
+        inp.engine_options = json.dumps(options)
+        inp.unit_store = str(self._store_dir())
+        inp.cores = int(self._cores())
+        inp.timeout = self.input.timeout
+        inp.retry_failed = bool(self.input.retry_failed)
+        inp.ladder_id = int(self.job_id)
+        inp.chunk_index = chunk.index
+        inp.events_file = str(self._events_path)
+        return child
 
     def _run_vasp_unit(self, unit: LadderUnit, atoms) -> CalculationResult:
         from ..dft.vasp import configure_vasp_job, result_from_vasp_job
@@ -496,70 +373,12 @@ def finish_ladder_if_complete(project, ladder_id: int, ladder: PrecisionLadder |
     """Finish a chunked ladder that waits for nobody (status ``suspended``) once all its calculations are stored.
 
     Called by every ``LadderChunk`` as it ends, and by the ladder right after submitting (``ladder``: that job
-    object, else it is loaded). The status moves from ``suspended`` to ``collect`` in one conditional database
-    update, so exactly one process assembles the output.
+    object, else it is loaded); see :func:`~pyiron_mlip_tradeoff.jobs.queue.finish_master_if_complete`.
 
     Returns:
         Whether this call finished the ladder.
     """
-    entry = project.db.get_item_by_id(int(ladder_id))
-    if not entry or entry["status"] != "suspended":
-        return False
-    if ladder is None:
-        ladder = project.load(int(ladder_id))
-    structures, levels, options, units = ladder._plan()
-    if not all(u.path.exists() for u in units) or any(load_unit(u) is None for u in units):
-        return False
-    if not _claim_status(project.db, int(ladder_id), "suspended", "collect"):
-        return False
-    ladder._finish_from_store(structures, levels, options)
-    return True
-
-
-def _claim_status(db, job_id: int, expected: str, new: str) -> bool:
-    """Set a job's status to ``new`` only if it is ``expected`` (one atomic UPDATE); whether this call did it."""
-    table, conn = getattr(db, "simulation_table", None), getattr(db, "conn", None)
-    if table is None or conn is None:  # another database front end: check, then set
-        if db.get_item_by_id(job_id)["status"] != expected:
-            return False
-        db.set_job_status(job_id=job_id, status=new)
-        return True
-    result = conn.execute(
-        table.update().where(table.c["id"] == int(job_id), table.c["status"] == expected).values(status=new)
-    )
-    conn.commit()
-    if not getattr(db, "_keep_connection", True):
-        conn.close()
-    return result.rowcount == 1
-
-
-def _left_queue(entry: dict | None, queue_id: int | None, alive: set[int] | None) -> bool:
-    """Whether a chunk job is no longer queued or running (finished, killed, or never submitted).
-
-    ``alive`` is the set of queue ids the queue lists, read *before* the unit store is looked at: a chunk that has
-    left the queue has stored everything it ever will. When the queue could not be asked (``alive is None``) the
-    database status decides, and a chunk that says queued or running counts as alive.
-    """
-    if alive is not None:
-        return queue_id is None or queue_id not in alive
-    return entry is None or entry["status"] in ("finished", "aborted", "initialized", "created")
-
-
-def _queue_ids_alive() -> set[int] | None:
-    """Queue ids of this user's jobs that the queue still lists (pending, running, completing); ``None`` if the
-    queue system could not be asked."""
-    from pyiron_base import state
-
-    adapter = state.queue_adapter
-    if adapter is None:
-        return None
-    try:
-        table = adapter.get_status_of_my_jobs()
-    except Exception:  # squeue failed or timed out: unknown this time, not "nothing runs"
-        return None
-    if table is None:
-        return None
-    return {int(i) for i in table["jobid"]}
+    return finish_master_if_complete(project, ladder_id, master=ladder)
 
 
 def _require_vasp_executable(project) -> None:
