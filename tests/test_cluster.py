@@ -273,11 +273,11 @@ def test_rerun_after_dead_chunk_recomputes_only_that_chunk(pg_env, cluster_dir):
 
 
 # ---- the grid as one queue job -------------------------------------------------------------------------------------
-def test_grid_through_slurm_equals_local(pg_env, cluster_dir, synthetic_dataset):
+def test_grid_through_slurm_equals_local(pg_env, cluster_dir, small_bundled_l1):
     """``TradeoffGrid`` with ``job.server.queue`` runs as one SLURM job; its QSnapFit children land in the shared
     PostgreSQL database and the table equals that of the same grid run in-process."""
     project = cluster_dir / "grid_slurm"
-    common = {"project": str(project), "dataset": synthetic_dataset, "subset_sizes": [2, 4], "weight_ratios": [5, 50],
+    common = {"project": str(project), "dataset": small_bundled_l1, "subset_sizes": [2, 4], "weight_ratios": [5, 50],
               "repetitions": 2, "sampling": ["random", "energy"], "table": True}
     local = _drive("grid", {**common, "name": "grid_local"}, pg_env)
     queued = _drive("grid", {**common, "name": "grid_queue", "queue": QUEUE}, pg_env)
@@ -300,17 +300,21 @@ N_POINTS = 4 * 4 * 2
 
 
 @pytest.fixture(scope="module")
-def synthetic_dataset(cluster_dir) -> str:
-    """A small LadderDataset with made-up energies and forces (no DFT): grid points only need numbers."""
-    from pyiron_mlip_tradeoff.dataset import LadderDataset
-    from pyiron_mlip_tradeoff.structures import generate_structures
+def small_bundled_l1(cluster_dir) -> str:
+    """The 12 smallest configurations of the bundled GPAW dataset at level 1 (real DFT, no calculation needed)."""
+    dataset = _smallest_bundled(12).select_levels([1])
+    return str(dataset.save(cluster_dir / "bundled_small_l1.h5"))
 
-    structures, _ = generate_structures(12, seed=5, oversample=2, max_atoms=4)
-    rng = np.random.default_rng(0)
-    n_atoms = sum(len(s) for s in structures)
-    dataset = LadderDataset(structures, rng.normal(size=(1, len(structures))), rng.normal(size=(1, n_atoms, 3)),
-                            levels=[1])
-    return str(dataset.save(cluster_dir / "synthetic.h5"))
+
+def _smallest_bundled(n: int):
+    import warnings
+
+    from pyiron_mlip_tradeoff.dataset import load_bundled
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the interim-file warning
+        dataset = load_bundled()
+    return dataset.subset(np.sort(np.argsort(dataset.n_atoms, kind="stable")[:n]))
 
 
 def _concurrent_grids(env: dict, project: Path, dataset: str) -> tuple[list[dict], dict]:
@@ -330,9 +334,9 @@ def _overlap(results: list[dict]) -> float:
     return min(r["run_finished"] for r in results) - max(r["run_started"] for r in results)
 
 
-def test_concurrent_grid_writers_postgres(pg_env, cluster_dir, synthetic_dataset):
+def test_concurrent_grid_writers_postgres(pg_env, cluster_dir, small_bundled_l1):
     """Two processes each store a 32-point grid (33 rows) at the same time: PostgreSQL keeps all 66 rows."""
-    results, rows = _concurrent_grids(pg_env, cluster_dir / "concurrent_pg", synthetic_dataset)
+    results, rows = _concurrent_grids(pg_env, cluster_dir / "concurrent_pg", small_bundled_l1)
     assert all(r["status"] == "finished" and r["n_points"] == N_POINTS for r in results)
     assert _overlap(results) > 0, "the two writers did not overlap in time"
     assert rows["n_rows"] == 2 * (N_POINTS + 1) and rows["status"] == {"finished": 2 * (N_POINTS + 1)}
@@ -341,7 +345,7 @@ def test_concurrent_grid_writers_postgres(pg_env, cluster_dir, synthetic_dataset
           f"{[round(r['run_finished'] - r['run_started'], 1) for r in results]} s per grid run, overlap {_overlap(results):.1f} s")
 
 
-def test_concurrent_grid_writers_sqlite(services, tmp_path, synthetic_dataset):
+def test_concurrent_grid_writers_sqlite(services, tmp_path, small_bundled_l1):
     """The same two writers on one SQLite file.
 
     SQLite allows one writer at a time: a process that writes while the other holds the write lock waits (Python's
@@ -351,7 +355,7 @@ def test_concurrent_grid_writers_sqlite(services, tmp_path, synthetic_dataset):
     process), the unbounded retry when a lock is held for long, and that the file must not be on a network file
     system (NFS locking is unreliable), so it cannot serve several cluster nodes: use PostgreSQL there.
     """
-    results, rows = _concurrent_grids(_sqlite_env(tmp_path), tmp_path / "concurrent_sqlite", synthetic_dataset)
+    results, rows = _concurrent_grids(_sqlite_env(tmp_path), tmp_path / "concurrent_sqlite", small_bundled_l1)
     assert all(r["status"] == "finished" and r["n_points"] == N_POINTS for r in results)
     assert rows["n_rows"] == 2 * (N_POINTS + 1) and rows["status"] == {"finished": 2 * (N_POINTS + 1)}
     print(f"\nSQLite: 2 concurrent grids, {rows['n_rows']} rows, "
@@ -360,17 +364,10 @@ def test_concurrent_grid_writers_sqlite(services, tmp_path, synthetic_dataset):
 
 # ---- the grid in chunks: GridChunk queue jobs, the master in the calling process --------------------------------
 @pytest.fixture(scope="module")
-def ladder_like_dataset(cluster_dir) -> str:
-    """A LadderDataset of 16 small Be cells with made-up labels at three levels and made-up timings (no DFT)."""
-    from pyiron_mlip_tradeoff.dataset import LadderDataset
-    from pyiron_mlip_tradeoff.structures import generate_structures
-
-    structures, _ = generate_structures(16, seed=9, oversample=2, max_atoms=4)
-    rng = np.random.default_rng(1)
-    n_atoms = sum(len(s) for s in structures)
-    dataset = LadderDataset(structures, rng.normal(size=(3, len(structures))), rng.normal(size=(3, n_atoms, 3)),
-                            levels=[1, 2, 3], seconds=rng.uniform(1, 10, size=(3, len(structures))))
-    return str(dataset.save(cluster_dir / "ladder_like.h5"))
+def small_bundled_l123(cluster_dir) -> str:
+    """The 16 smallest configurations of the bundled GPAW dataset at levels 1–3 (real DFT and timings)."""
+    dataset = _smallest_bundled(16).select_levels([1, 2, 3])
+    return str(dataset.save(cluster_dir / "bundled_small_l123.h5"))
 
 
 def _pg_query(env: dict, sql: str, params: tuple = ()) -> list[tuple]:
@@ -413,14 +410,14 @@ def _assert_same_table(chunked: dict, local: dict, chunked_name: str, local_name
             np.testing.assert_allclose(chunked[column], values, rtol=1e-10, atol=1e-12, err_msg=column)
 
 
-def test_chunked_grid_equals_local_and_rerun_recomputes_only_dead_chunk(pg_env, cluster_dir, ladder_like_dataset):
+def test_chunked_grid_equals_local_and_rerun_recomputes_only_dead_chunk(pg_env, cluster_dir, small_bundled_l123):
     """Six draws (2 sampling methods × 3 repetitions of 3 levels × 2 sizes × 2 weight ratios: 72 points) in three
     ``GridChunk`` SLURM jobs of two draws each, ``wait_for_chunks = False``. Chunk 2 is cancelled while it waits
     for a CPU; chunks 0 and 1 finish and the grid stays ``suspended``. ``job.run()`` again resubmits only chunk 2,
     which computes only its own 24 points (the 48 stored ones keep their ids and files), ends last and finishes the
     grid, whose table and child jobs equal those of the in-process grid."""
     project = cluster_dir / "grid_chunks"
-    common = {"project": str(project), "dataset": ladder_like_dataset, "levels": [1, 2, 3], "subset_sizes": [2, 4],
+    common = {"project": str(project), "dataset": small_bundled_l123, "levels": [1, 2, 3], "subset_sizes": [2, 4],
               "weight_ratios": [5, 50], "sampling": ["random", "energy"], "repetitions": 3,
               "cache_dir": str(project / "cache")}
     local = _drive("grid", {**common, "name": "grid_local", "table": True, "keep_job_name": True}, pg_env)
@@ -465,7 +462,7 @@ def test_chunked_grid_equals_local_and_rerun_recomputes_only_dead_chunk(pg_env, 
     print(f"\nchunked grid: 3 chunks, 72 points; rerun after a dead chunk {report['wall_seconds']:.1f} s")
 
 
-def test_scancel_of_running_grid_chunk_is_resubmitted(pg_env, cluster_dir, ladder_like_dataset):
+def test_scancel_of_running_grid_chunk_is_resubmitted(pg_env, cluster_dir, small_bundled_l123):
     """The waiting grid master: its only chunk (one draw of 3 levels × 4 sizes × 10 weight ratios = 120 points,
     stored 50 per database transaction) is cancelled once its first points are in the database. The master sees it leave the
     queue with points missing and resubmits the same chunk job, which computes exactly the missing points; the
@@ -473,7 +470,7 @@ def test_scancel_of_running_grid_chunk_is_resubmitted(pg_env, cluster_dir, ladde
     project = cluster_dir / "grid_scancel"
     project.mkdir(parents=True, exist_ok=True)
     name = "grid_kill"
-    args = {"project": str(project), "name": name, "dataset": ladder_like_dataset, "levels": [1, 2, 3],
+    args = {"project": str(project), "name": name, "dataset": small_bundled_l123, "levels": [1, 2, 3],
             "subset_sizes": [2, 3, 4, 5], "weight_ratios": [2, 5, 10, 12.25, 20, 50, 100, 150, 200, 300],
             "sampling": ["random"], "repetitions": 1, "queue": QUEUE, "chunk_size": 1,
             "cache_dir": str(project / "cache")}
@@ -574,13 +571,13 @@ def test_bad_chunk_input_rejected_before_anything_is_saved(project, hcp_be, sett
     ({"max_resubmissions": 1.5}, "max_resubmissions must be a non-negative integer"),
     ({"wait_for_chunks": None}, "wait_for_chunks must be True or False"),
 ])
-def test_bad_grid_chunk_input_rejected_before_anything_is_saved(project, synthetic_dataset, setting, message):
+def test_bad_grid_chunk_input_rejected_before_anything_is_saved(project, small_bundled_l1, setting, message):
     """A ``TradeoffGrid`` with bad chunk settings (or ``chunk_size`` without a queue) raises ``InputError`` from
     ``job.run()`` and leaves no job in the database and no files, while the same grid without them is valid."""
     from pyiron_mlip_tradeoff.dft.base import InputError
 
     job = project.create.job.TradeoffGrid("grid_chunky")
-    job.input.dataset = synthetic_dataset
+    job.input.dataset = small_bundled_l1
     job.input.levels = [1]
     job.input.subset_sizes = [2]
     job.input.weight_ratios = [5]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -449,6 +450,10 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         Returns its table row and its database entry; the entry is inserted later in a batch, so a child is in
         the database (and counts as done) only once its files are complete."""
         child = self.project.create.job.QSnapFit(name)
+        # a run killed while it wrote this point (scancel, Ctrl-C) leaves a half-written HDF5 file, possibly with
+        # its write flags still set, and no database row: start the point afresh
+        Path(child.project_hdf5.file_name).unlink(missing_ok=True)
+        shutil.rmtree(child.working_directory, ignore_errors=True)
         r = point.result
         inp = child.input
         inp.dataset = to_builtin(self.input.dataset)
