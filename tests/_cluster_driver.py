@@ -84,8 +84,8 @@ def chunked_ladder(args: dict) -> dict:
     return {"status_after_run": str(job.status), **_ladder_report(pr, args["name"], start)}
 
 
-def rerun_ladder(args: dict) -> dict:
-    """Load a ladder, call ``job.run()`` again, wait until it is finished; report as ``chunked_ladder``."""
+def _rerun(args: dict, report) -> dict:
+    """Load a chunked master job, call ``job.run()`` again, wait until it is finished; add ``report``'s fields."""
     start = time.perf_counter()
     pr = _project(args["project"])
     job = pr.load(args["name"])
@@ -94,7 +94,12 @@ def rerun_ladder(args: dict) -> dict:
     status_after_run = str(job.status)
     pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
     return {"status_before": status_before, "status_after_run": status_after_run,
-            **_ladder_report(pr, args["name"], start)}
+            **report(pr, args["name"], start)}
+
+
+def rerun_ladder(args: dict) -> dict:
+    """Rerun a chunked ladder; report as ``chunked_ladder``."""
+    return _rerun(args, _ladder_report)
 
 
 def _ladder_report(pr, name: str, start: float) -> dict:
@@ -175,16 +180,8 @@ def chunked_grid(args: dict) -> dict:
 
 
 def rerun_grid(args: dict) -> dict:
-    """Load a chunked grid, call ``job.run()`` again and wait until it is finished; report as ``chunked_grid``."""
-    start = time.perf_counter()
-    pr = _project(args["project"])
-    job = pr.load(args["name"])
-    status_before = str(job.status)
-    job.run()
-    status_after_run = str(job.status)
-    pr.wait_for_job(job, interval_in_s=1, max_iterations=int(args.get("max_wait_s", 240)))
-    return {"status_before": status_before, "status_after_run": status_after_run,
-            **_grid_report(pr, args["name"], start)}
+    """Rerun a chunked grid; report as ``chunked_grid``."""
+    return _rerun(args, _grid_report)
 
 
 def _grid_report(pr, name: str, start: float) -> dict:

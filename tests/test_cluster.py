@@ -237,6 +237,16 @@ def test_scancel_of_running_chunk_is_detected_and_resubmitted(pg_env, cluster_di
     print(f"\nscancel of chunk 0 (SLURM job {found[0]}) -> resubmitted, {report['wall_seconds']:.1f} s in all")
 
 
+def _cancel_queued_chunk_and_drain(env: dict, chunk_name: str) -> None:
+    """``scancel`` the chunk job ``chunk_name`` while it is still in the queue, then wait until the queue is empty."""
+    found = _slurm_id_of(env, chunk_name)
+    assert found is not None, f"{chunk_name} left the queue before it could be cancelled"
+    subprocess.run(["scancel", str(found[0])], env=env, check=True)
+    deadline = time.monotonic() + 180
+    while _squeue(env) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 def test_rerun_after_dead_chunk_recomputes_only_that_chunk(pg_env, cluster_dir):
     """``wait_for_chunks = False``: ``job.run()`` returns after submitting three chunks (status ``suspended``).
     Chunk 2 is cancelled; the other two finish, the ladder stays suspended. ``job.run()`` again (a new process)
@@ -246,12 +256,7 @@ def test_rerun_after_dead_chunk_recomputes_only_that_chunk(pg_env, cluster_dir):
             "wait": False}
     submitted = _drive("chunked_ladder", args, pg_env)
     assert submitted["status_after_run"] == "suspended" and len(submitted["chunks"]) == 3
-    found = _slurm_id_of(pg_env, "ladder_chunk00002")
-    assert found is not None, "chunk 2 left the queue before it could be cancelled"
-    subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
-    deadline = time.monotonic() + 180
-    while _squeue(pg_env) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    _cancel_queued_chunk_and_drain(pg_env, "ladder_chunk00002")
     store = project / "ladder_hdf5" / "ladder" / "units"
     kept = {name: (store / f"{name}.json").stat().st_mtime_ns for name in ("c00000_L1", "c00001_L1")}
     rows = _drive("count", {"project": str(project)}, pg_env)
@@ -425,12 +430,7 @@ def test_chunked_grid_equals_local_and_rerun_recomputes_only_dead_chunk(pg_env, 
                                          "wait": False, "return_early": True}, pg_env)
     assert submitted["status_after_run"] == "suspended" and submitted["queue_id"] is None
     assert sorted(submitted["chunks"]) == [f"grid_chunked_chunk0000{i}" for i in range(3)]
-    found = _slurm_id_of(pg_env, "grid_chunked_chunk00002")
-    assert found is not None, "chunk 2 left the queue before it could be cancelled"
-    subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
-    deadline = time.monotonic() + 180
-    while _squeue(pg_env) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    _cancel_queued_chunk_and_drain(pg_env, "grid_chunked_chunk00002")
     rows = _drive("count", {"project": str(project)}, pg_env)["by_job"]
     assert rows["grid_chunked"] == "suspended" and rows["grid_chunked_chunk00002"] != "finished"
     stored = _stored_points(pg_env, "grid_chunked")
