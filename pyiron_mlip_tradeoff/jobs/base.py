@@ -10,9 +10,20 @@ from pyiron_base import PythonTemplateJob
 from ..dataset import arrays_to_atoms, atoms_to_arrays
 from .database import ensure_database_reachable
 
-__all__ = ["StructureInputJob", "to_builtin"]
+__all__ = ["StructureInputJob", "mark_finished", "to_builtin"]
 
 _PACKED = "__packed_structures__"
+
+
+def mark_finished(job) -> None:
+    """Write ``job`` to HDF5 with status ``finished``, and only then tell the database it is finished.
+
+    Anyone waiting on the database status (``pr.wait_for_job``, a chunked master, another process) then never
+    opens the HDF5 file while its output is still being written.
+    """
+    job.to_hdf()
+    job.project_hdf5["status"] = "finished"
+    job.status.finished = True
 
 
 def to_builtin(value):

@@ -22,7 +22,7 @@ import numpy as np
 from ..dft.base import InputError, structure_fingerprint
 from ..ladder import LadderUnit, compute_units, load_unit, pending_units, unit_path, validate_ladder_input
 from ..precision import PrecisionLevel
-from .base import StructureInputJob, to_builtin
+from .base import StructureInputJob, mark_finished, to_builtin
 from .queue import chunk_ended
 
 __all__ = ["LadderChunk"]
@@ -119,8 +119,7 @@ class LadderChunk(StructureInputJob):
         out.skipped = [u.name for u in units if u.name not in names]
         out.n_failed = int(sum(1 for u in units if (r := load_unit(u)) is not None and r.failed))
         out.seconds = time.perf_counter() - start
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
         master_id = None if self.input.ladder_id is None else int(self.input.ladder_id)
         chunk_ended(self, self.input.events_file, master_id, computed=list(out.computed), skipped=list(out.skipped))
 

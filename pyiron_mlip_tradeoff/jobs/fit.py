@@ -33,7 +33,7 @@ from ..fitting import (
     fit_qsnap,
 )
 from ..lammps import pair_style_lines, write_snap_potential
-from .base import to_builtin
+from .base import mark_finished, to_builtin
 from .database import ensure_database_reachable
 
 __all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
@@ -262,8 +262,7 @@ class QSnapFit(FastStorageJob):
         )
         self.set_result(result, n_columns=int(result.coefficients.size))
         self.output.fit_seconds = time.perf_counter() - start
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def set_result(self, result, n_columns: int) -> None:
         """Put a :class:`~pyiron_mlip_tradeoff.fitting.FitResult` into ``output`` and write the LAMMPS files."""

@@ -51,7 +51,7 @@ from ..fitting import (
     run_grid,
 )
 from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
-from .base import to_builtin
+from .base import mark_finished, to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
 from .queue import ChunkedMaster, QueueChunk, finish_master_if_complete, validate_chunk_settings
 
@@ -261,8 +261,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         out.store_seconds = store_seconds
         out.compute_seconds = out.seconds - store_seconds
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def _compute_and_store(self, dataset: LadderDataset, spec: GridSpec, skip, names: Mapping[PointKey, str],
                            cache_dir: str, on_point=None) -> tuple[list[dict], float]:
@@ -410,8 +409,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         n_computed = int(out.get("n_computed") or 0)
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
         out.chunk_events = json.dumps(self.chunk_events())
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def compute_chunk(self, draws: Iterable[Sequence], dataset=None, cache_dir: str | None = None) -> dict:
         """Compute and store the points of ``draws`` (``(twojmax, sampling, repetition)``) not yet stored.

@@ -19,6 +19,7 @@ import json
 import time
 
 from ..dft.base import InputError
+from .base import mark_finished
 from .fit import FastStorageJob
 from .queue import chunk_ended, exit_at_once_on_sigterm
 
@@ -76,7 +77,6 @@ class GridChunk(FastStorageJob):
         out.skipped = list(done["skipped"])
         out.store_seconds = float(done["store_seconds"])
         out.seconds = time.perf_counter() - start
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
         chunk_ended(self, self.input.events_file, int(self.input.grid_id), computed=out.computed,
                     skipped=out.skipped)

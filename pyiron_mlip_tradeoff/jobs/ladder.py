@@ -42,7 +42,7 @@ from ..ladder import (
     validate_ladder_input,
 )
 from ..precision import PrecisionLevel
-from .base import StructureInputJob, to_builtin
+from .base import StructureInputJob, mark_finished, to_builtin
 from .queue import (
     ChunkedMaster,
     QueueChunk,
@@ -215,8 +215,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         )
         self._store_output(results)
         self._release_owner()
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def _store_output(self, results: LadderResults) -> None:
         out = self.output
@@ -308,8 +307,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             raise RuntimeError(f"{len(results.pending)} calculation(s) have no result: {results.pending[:5]}")
         self._store_output(results)
         self.output.chunk_events = json.dumps(self.chunk_events())
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def _new_chunk_job(self, chunk: QueueChunk, name: str):
         from .chunk import LadderChunk

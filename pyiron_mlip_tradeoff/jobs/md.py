@@ -45,7 +45,7 @@ from ..lammps import (
     read_dump_frames,
     write_snap_potential,
 )
-from .base import to_builtin
+from .base import mark_finished, to_builtin
 
 __all__ = ["MDSpeed"]
 
@@ -278,8 +278,7 @@ class MDSpeed(PythonTemplateJob):
         out.steps = settings.steps
         out.lammps_job = job.job_name
         out.potential_files = [str(info.coeff_path), str(info.param_path)]
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     def _read_lammps_files(self, job, crashed: bool) -> tuple[LammpsLog, list]:
         """LAMMPS' log and dumped frames of the child job (unpacking its archive when pyiron packed it)."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..descriptors import DescriptorStore, resolve_settings, validate_structures
 from ..leverage import leverage_scores, ranking, repetition_rng
-from .base import StructureInputJob, to_builtin
+from .base import StructureInputJob, mark_finished, to_builtin
 
 __all__ = ["LeverageSelection"]
 
@@ -179,8 +179,7 @@ class LeverageSelection(StructureInputJob):
         out.sizes = np.array(sizes, dtype=np.int64)
         out.rankings = rankings
         out.selections = {f"size_{k}": rankings[:, :k].copy() for k in sizes}
-        self.status.finished = True
-        self.to_hdf()
+        mark_finished(self)
 
     # -- results ---------------------------------------------------------------------------------------------
     def get_selection(self, size: int, repetition: int = 0) -> np.ndarray:
