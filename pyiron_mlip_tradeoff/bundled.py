@@ -117,7 +117,7 @@ def make_bundled_dataset(
     Args:
         project_path: pyiron project folder for the ladder job.
         unit_store: folder of finished calculations (resumed from, added to).
-        output: HDF5 file to write once all levels are complete.
+        output: the bundled HDF5 file (written by :func:`write_bundled`).
         cores: calculations run side by side.
         levels: subset of the embedded levels to compute now (default all six). The file is (re)written from the
             unit store afterwards with every level finished for all configurations (see :func:`write_bundled`).

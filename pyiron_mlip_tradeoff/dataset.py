@@ -346,12 +346,13 @@ class LadderDataset:
         )
 
 
-def load_bundled() -> LadderDataset:
+def load_bundled(warn_interim: bool = True) -> LadderDataset:
     """The embedded Be precision-ladder dataset shipped with the package (GPAW, up to six levels).
 
     While the top levels are still being computed the shipped file is *interim*: it holds the levels finished for
-    every configuration, ``metadata["pending_levels"]`` names the others, and a warning says so. Errors "against
-    level 6" then mean against the top level present (``dataset.levels[-1]``).
+    every configuration, ``metadata["pending_levels"]`` names the others, and a warning says so (unless
+    ``warn_interim`` is False, for callers that report it themselves). Errors "against level 6" then mean against
+    the top level present (``dataset.levels[-1]``).
 
     Raises:
         FileNotFoundError: when this copy of the package has no bundled file (it is generated with
@@ -364,7 +365,7 @@ def load_bundled() -> LadderDataset:
         )
     dataset = LadderDataset.load(BUNDLED_PATH)
     pending = dataset.metadata.get("pending_levels") or []
-    if pending:
+    if pending and warn_interim:
         warnings.warn(
             f"the bundled dataset is interim: levels {pending} are still being computed; its top level is "
             f"{dataset.levels[-1]}",

@@ -75,13 +75,18 @@ def chunked_ladder(args: dict) -> dict:
     job = pr.create.job.PrecisionLadder(args["name"])
     job.input.structures = _structures(args.get("structures", "pair"))
     job.input.levels = list(args.get("levels", [1]))
+    _chunk_settings(job, args)
+    job.run()
+    return {"status_after_run": str(job.status), **_ladder_report(pr, args["name"], start)}
+
+
+def _chunk_settings(job, args: dict) -> None:
+    """The queue and chunk input of a chunked master job from the driver's ``args``."""
     job.input.chunk_size = int(args["chunk_size"])
     job.input.poll_interval = float(args.get("poll_interval", 1.0))
     job.input.wait_for_chunks = bool(args.get("wait", True))
     job.server.queue = args["queue"]
     job.server.cores = int(args.get("cores", 1))
-    job.run()
-    return {"status_after_run": str(job.status), **_ladder_report(pr, args["name"], start)}
 
 
 def _rerun(args: dict, report) -> dict:
@@ -102,16 +107,15 @@ def rerun_ladder(args: dict) -> dict:
     return _rerun(args, _ladder_report)
 
 
-def _ladder_report(pr, name: str, start: float) -> dict:
+def _master_report(pr, name: str, start: float, chunk_class: str):
+    """The chunked master job ``name``, the project's job table, and the report fields every master shares:
+    status, timing, events and, per ``chunk_class`` child, its status, queue id, work and SLURM logs."""
     job = pr.load(name)
     report = {"status": str(job.status), "wall_seconds": time.perf_counter() - start,
               "working_directory": job.working_directory, "queue_id": job.server.queue_id,
               "events": job.chunk_events(), "chunks": {}}
-    if job.status.finished:
-        report.update(energy=job.output.energy.tolist(), forces=job.output.forces.tolist(),
-                      n_pending=int(job.output.n_pending), failed=job.output.failed.tolist())
     table = pr.job_table()
-    for row in table[table.hamilton == "LadderChunk"].itertuples():
+    for row in table[table.hamilton == chunk_class].itertuples():
         chunk = pr.load(row.job)
         logs = sorted(Path(chunk.working_directory).glob("slurm-*.out"))
         report["chunks"][row.job] = {
@@ -119,6 +123,14 @@ def _ladder_report(pr, name: str, start: float) -> dict:
             "computed": list(chunk.output.get("computed", [])), "skipped": list(chunk.output.get("skipped", [])),
             "slurm_logs": {p.name: p.read_text()[-2000:] for p in logs},
         }
+    return job, table, report
+
+
+def _ladder_report(pr, name: str, start: float) -> dict:
+    job, _, report = _master_report(pr, name, start, "LadderChunk")
+    if job.status.finished:
+        report.update(energy=job.output.energy.tolist(), forces=job.output.forces.tolist(),
+                      n_pending=int(job.output.n_pending), failed=job.output.failed.tolist())
     return report
 
 
@@ -167,11 +179,7 @@ def chunked_grid(args: dict) -> dict:
     pr = _project(args["project"])
     job = pr.create.job.TradeoffGrid(args["name"])
     _grid_input(job, args)
-    job.input.chunk_size = int(args["chunk_size"])
-    job.input.poll_interval = float(args.get("poll_interval", 1.0))
-    job.input.wait_for_chunks = bool(args.get("wait", True))
-    job.server.queue = args["queue"]
-    job.server.cores = 1
+    _chunk_settings(job, {**args, "cores": 1})
     job.run()
     status_after_run = str(job.status)
     if not args.get("return_early"):
@@ -185,22 +193,11 @@ def rerun_grid(args: dict) -> dict:
 
 
 def _grid_report(pr, name: str, start: float) -> dict:
-    job = pr.load(name)
-    report = {"status": str(job.status), "wall_seconds": time.perf_counter() - start,
-              "working_directory": job.working_directory, "queue_id": job.server.queue_id,
-              "events": job.chunk_events(), "chunks": {}, "points": {}}
+    job, table, report = _master_report(pr, name, start, "GridChunk")
+    report["points"] = {}
     if job.status.finished:
         report["table"] = job.get_table().to_dict(orient="list")
         report["n_computed"] = int(job.output.n_computed)
-    table = pr.job_table()
-    for row in table[table.hamilton == "GridChunk"].itertuples():
-        chunk = pr.load(row.job)
-        logs = sorted(Path(chunk.working_directory).glob("slurm-*.out"))
-        report["chunks"][row.job] = {
-            "status": row.status, "master_id": int(row.masterid), "queue_id": chunk.server.queue_id,
-            "computed": list(chunk.output.get("computed", [])), "skipped": list(chunk.output.get("skipped", [])),
-            "slurm_logs": {p.name: p.read_text()[-2000:] for p in logs},
-        }
     for row in table[table.hamilton == "QSnapFit"].itertuples():
         h5 = Path(pr.path) / f"{row.job}.h5"
         report["points"][row.job] = {"id": int(row.id), "status": row.status, "master_id": int(row.masterid),

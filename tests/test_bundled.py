@@ -63,6 +63,10 @@ def test_loader():
     assert dataset.n_configs >= 400
     assert dataset.levels + tuple(pending) == (1, 2, 3, 4, 5, 6)  # the finished levels are a prefix of the ladder
     assert bool(pending) == any("interim" in str(w.message) for w in caught)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_bundled(warn_interim=False)
+    assert not any("interim" in str(w.message) for w in caught)
     assert np.isfinite(dataset.energy).all() and np.isfinite(dataset.forces).all()
     assert np.isfinite(dataset.stress).all() and (dataset.core_seconds > 0).all()
     assert not dataset.failed.any()
@@ -73,9 +77,7 @@ def test_bundled_file_matches_the_unit_store():
     """The shipped HDF5 file is exactly what the committed calculations give (nothing edited by hand)."""
     if not BUNDLED_PATH.is_file():
         pytest.skip("no bundled file in this checkout")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        shipped = load_bundled()
+    shipped = load_bundled(warn_interim=False)
     fresh = collect_bundled(list(shipped.levels))
     assert fresh.n_configs == shipped.n_configs
     np.testing.assert_array_equal(fresh.energy, shipped.energy)

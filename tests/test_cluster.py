@@ -312,13 +312,9 @@ def small_bundled_l1(cluster_dir) -> str:
 
 
 def _smallest_bundled(n: int):
-    import warnings
-
     from pyiron_mlip_tradeoff.dataset import load_bundled
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the interim-file warning
-        dataset = load_bundled()
+    dataset = load_bundled(warn_interim=False)
     return dataset.subset(np.sort(np.argsort(dataset.n_atoms, kind="stable")[:n]))
 
 
@@ -535,6 +531,19 @@ def test_unreachable_database_clear_error_nothing_written(pg_env, cluster_dir):
 
 
 # ---- chunk input checked before anything is saved (no services needed) -------------------------------------------
+def _assert_rejected_before_saving(project, job, setting: dict, message: str) -> None:
+    """``setting`` in ``job.input`` makes ``job.run()`` raise ``InputError`` (``message``) with no job in the
+    database and no files written."""
+    from pyiron_mlip_tradeoff.dft.base import InputError
+
+    for key, value in setting.items():
+        job.input[key] = value
+    with pytest.raises(InputError, match=message):
+        job.run()
+    assert len(project.job_table()) == 0
+    assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
+
+
 @pytest.mark.parametrize("setting, message", [
     ({"chunk_size": 0}, "chunk_size must be a positive integer"),
     ({"chunk_size": -3}, "chunk_size must be a positive integer"),
@@ -548,17 +557,10 @@ def test_unreachable_database_clear_error_nothing_written(pg_env, cluster_dir):
     ({"wait_for_chunks": "yes"}, "wait_for_chunks must be True or False"),
 ])
 def test_bad_chunk_input_rejected_before_anything_is_saved(project, hcp_be, setting, message):
-    from pyiron_mlip_tradeoff.dft.base import InputError
-
     job = project.create.job.PrecisionLadder("chunky")
     job.input.structures = [hcp_be]
     job.input.levels = [1]
-    for key, value in setting.items():
-        job.input[key] = value
-    with pytest.raises(InputError, match=message):
-        job.run()
-    assert len(project.job_table()) == 0
-    assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
+    _assert_rejected_before_saving(project, job, setting, message)
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -574,8 +576,6 @@ def test_bad_chunk_input_rejected_before_anything_is_saved(project, hcp_be, sett
 def test_bad_grid_chunk_input_rejected_before_anything_is_saved(project, small_bundled_l1, setting, message):
     """A ``TradeoffGrid`` with bad chunk settings (or ``chunk_size`` without a queue) raises ``InputError`` from
     ``job.run()`` and leaves no job in the database and no files, while the same grid without them is valid."""
-    from pyiron_mlip_tradeoff.dft.base import InputError
-
     job = project.create.job.TradeoffGrid("grid_chunky")
     job.input.dataset = small_bundled_l1
     job.input.levels = [1]
@@ -584,9 +584,4 @@ def test_bad_grid_chunk_input_rejected_before_anything_is_saved(project, small_b
     job.input.twojmax = [4]
     job.input.sampling = ["random"]
     job.validate_ready_to_run()  # valid without the chunk setting
-    for key, value in setting.items():
-        job.input[key] = value
-    with pytest.raises(InputError, match=message):
-        job.run()
-    assert len(project.job_table()) == 0
-    assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
+    _assert_rejected_before_saving(project, job, setting, message)

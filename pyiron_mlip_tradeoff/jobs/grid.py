@@ -53,7 +53,7 @@ from ..fitting import (
 from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
 from .base import mark_finished, to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
-from .queue import ChunkedMaster, QueueChunk, finish_master_if_complete, validate_chunk_settings
+from .queue import ChunkedMaster, QueueChunk, validate_chunk_settings
 
 __all__ = ["TradeoffGrid", "grid_draws", "point_job_name"]
 
@@ -312,17 +312,14 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         started = time.time()
         dataset, spec = self._plan()
         self._spec_cache = spec
-        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
-        wait = bool(self.input.wait_for_chunks)
-        if wait:
-            self.status.running = True
-            self._claim_owner()
+        self._begin_chunked_run()
         self._before_chunk_scan()
         draws = grid_draws(spec)
         size = int(self.input.chunk_size)
         chunks = [QueueChunk(i // size, draws[i:i + size]) for i in range(0, len(draws), size)]
-        todo = [chunk for chunk in chunks if self._chunk_todo(chunk)]
-        n_todo = sum(len(self._chunk_todo(chunk)) for chunk in todo)
+        n_todo_of = {chunk.index: len(self._chunk_todo(chunk)) for chunk in chunks}
+        todo = [chunk for chunk in chunks if n_todo_of[chunk.index]]
+        n_todo = sum(n_todo_of.values())
         # descriptors once per 2Jmax, before any chunk needs them (chunks only read the cache)
         for tj in sorted({draw[0] for chunk in todo for draw in chunk.items}):
             dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
@@ -331,16 +328,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         self.output.n_computed = int(n_todo)
         self.output.run_started = started
         self.to_hdf()
-        active = self._start_chunks(todo)
-        if not wait:
-            self.status.suspended = True
-            self.to_hdf()
-            # every chunk may have ended before the status said "suspended"; then nobody else finishes the grid
-            finish_master_if_complete(self.project, int(self.job_id), master=self)
-            return
-        self._wait_for_chunks(active)
-        self._finish_chunked()
-        self._release_owner()
+        self._run_chunks(todo)
 
     def _chunk_spec(self) -> GridSpec:
         spec = getattr(self, "_spec_cache", None)

@@ -47,11 +47,10 @@ from .queue import (
     ChunkedMaster,
     QueueChunk,
     chunk_job_name,
-    finish_master_if_complete,
     validate_chunk_settings,
 )
 
-__all__ = ["PrecisionLadder", "chunk_job_name", "finish_ladder_if_complete"]
+__all__ = ["PrecisionLadder", "chunk_job_name"]
 
 _OWNER_FILE = "ladder_owner.json"
 #: statuses from which ``job.run()`` continues a ladder instead of starting or refusing
@@ -140,11 +139,15 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             levels = [levels]
         return [lv.to_dict() if isinstance(lv, PrecisionLevel) else lv for lv in levels]
 
-    def validate_ready_to_run(self) -> None:
-        """Check all input before anything is saved or computed (raises :class:`InputError`)."""
-        validate_ladder_input(
+    def _validated_input(self) -> tuple[list, list[PrecisionLevel], dict]:
+        """Structures, resolved levels and engine options of the input, checked (raises :class:`InputError`)."""
+        return validate_ladder_input(
             self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
         )
+
+    def validate_ready_to_run(self) -> None:
+        """Check all input before anything is saved or computed (raises :class:`InputError`)."""
+        self._validated_input()
         timeout = self.input.timeout
         if timeout is not None and (not np.isfinite(timeout) or timeout <= 0):
             raise InputError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
@@ -199,17 +202,13 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         )
 
     def run_static(self):
-        structures, levels, options = validate_ladder_input(
-            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
-        )
+        structures, levels, options = self._validated_input()
         self.status.running = True
-        workdir = Path(self.working_directory)
-        workdir.mkdir(parents=True, exist_ok=True)
+        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
         self._claim_owner()
         runner = self._run_vasp_unit if self.input.engine == "vasp" else None
-        store = Path(self.input.unit_store) if self.input.unit_store else workdir
         results = run_ladder(
-            structures, levels, store, engine=self.input.engine, cores=self._cores(),
+            structures, levels, self._store_dir(), engine=self.input.engine, cores=self._cores(),
             engine_options=options, retry_failed=bool(self.input.retry_failed), runner=runner,
             timeout=self.input.timeout, progress=True,
         )
@@ -248,33 +247,22 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         return Path(self.input.unit_store).resolve() if self.input.unit_store else Path(self.working_directory)
 
     def _plan(self) -> tuple[list, list[PrecisionLevel], dict, list[LadderUnit]]:
-        structures, levels, options = validate_ladder_input(
-            self.input.structures, self._levels_input(), self.input.engine, self._engine_options(), self._cores()
-        )
-        return structures, levels, options, plan_units(structures, levels, self._store_dir(), self.input.engine,
-                                                       options)
+        """Structures, levels, engine options and all units of the ladder (planned once per job object)."""
+        plan = getattr(self, "_plan_cache", None)
+        if plan is None:
+            structures, levels, options = self._validated_input()
+            units = plan_units(structures, levels, self._store_dir(), self.input.engine, options)
+            plan = self._plan_cache = (structures, levels, options, units)
+        return plan
 
     def _run_chunked(self) -> None:
-        structures, levels, options, units = self._plan()
-        self._chunk_plan = (structures, levels, options)
-        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
+        self._plan_cache = None  # plan from the input as it is now
+        _, _, _, units = self._plan()
         self._store_dir().mkdir(parents=True, exist_ok=True)
-        wait = bool(self.input.wait_for_chunks)
-        if wait:
-            self.status.running = True
-            self._claim_owner()
+        self._begin_chunked_run()
         chunks = [QueueChunk(index, chunk_units)
                   for index, chunk_units in enumerate(split_into_chunks(units, int(self.input.chunk_size)))]
-        active = self._start_chunks(chunks)
-        if not wait:
-            self.status.suspended = True
-            self.to_hdf()
-            # every chunk may have ended before the status said "suspended"; then nobody else finishes the ladder
-            finish_ladder_if_complete(self.project, int(self.job_id), ladder=self)
-            return
-        self._wait_for_chunks(active)
-        self._finish_from_store(structures, levels, options)
-        self._release_owner()
+        self._run_chunks(chunks)
 
     # hooks of ChunkedMaster
     def _chunk_todo(self, chunk: QueueChunk) -> list[str]:
@@ -287,21 +275,18 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         return [str(f) for f in to_builtin(child.input.fingerprints)] == [u.fingerprint for u in chunk.items]
 
     def _chunks_merged(self) -> None:
-        structures, levels, options = self._chunk_plan
+        structures, levels, options, _ = self._plan()
         results = collect_ladder(structures, levels, self._store_dir(), self.input.engine, options)
         self._store_output(results)
         self.to_hdf()
 
     def _chunks_complete(self) -> bool:
         _, _, _, units = self._plan()
-        return all(u.path.exists() for u in units) and all(load_unit(u) is not None for u in units)
+        return all(load_unit(u) is not None for u in units)
 
     def _finish_chunked(self) -> None:
-        structures, levels, options, _ = self._plan()
-        self._finish_from_store(structures, levels, options)
-
-    def _finish_from_store(self, structures, levels, options) -> None:
         """Assemble the output from the unit store and mark the ladder finished (all calculations stored)."""
+        structures, levels, options, _ = self._plan()
         results = collect_ladder(structures, levels, self._store_dir(), self.input.engine, options)
         if results.pending:
             raise RuntimeError(f"{len(results.pending)} calculation(s) have no result: {results.pending[:5]}")
@@ -312,7 +297,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
     def _new_chunk_job(self, chunk: QueueChunk, name: str):
         from .chunk import LadderChunk
 
-        structures, levels, options = self._chunk_plan
+        structures, levels, options, _ = self._plan()
         child = self.project.create_job(LadderChunk, name)
         configs = sorted({u.config for u in chunk.items})
         numbers = sorted({u.level.level for u in chunk.items})
@@ -365,18 +350,6 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             failed=np.asarray(out.failed, dtype=bool), metadata=metadata,
             core_seconds=np.asarray(out.core_seconds),
         )
-
-
-def finish_ladder_if_complete(project, ladder_id: int, ladder: PrecisionLadder | None = None) -> bool:
-    """Finish a chunked ladder that waits for nobody (status ``suspended``) once all its calculations are stored.
-
-    Called by every ``LadderChunk`` as it ends, and by the ladder right after submitting (``ladder``: that job
-    object, else it is loaded); see :func:`~pyiron_mlip_tradeoff.jobs.queue.finish_master_if_complete`.
-
-    Returns:
-        Whether this call finished the ladder.
-    """
-    return finish_master_if_complete(project, ladder_id, master=ladder)
 
 
 def _require_vasp_executable(project) -> None:

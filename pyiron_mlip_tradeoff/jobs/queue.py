@@ -319,6 +319,28 @@ class ChunkedMaster:
             handle.write(json.dumps(record) + "\n")
 
     # -- submitting and waiting ----------------------------------------------------------------------------------
+    def _begin_chunked_run(self) -> None:
+        """Before the chunks are cut: the working directory exists and, if this process will wait for the chunks,
+        the master is ``running`` and owned by this process."""
+        Path(self.working_directory).mkdir(parents=True, exist_ok=True)
+        if bool(self.input.wait_for_chunks):
+            self.status.running = True
+            self._claim_owner()
+
+    def _run_chunks(self, chunks: Iterable[QueueChunk]) -> None:
+        """Submit ``chunks``; then either return with the master ``suspended`` (``wait_for_chunks`` False; the
+        last chunk to end finishes it) or wait for them and finish the master here."""
+        active = self._start_chunks(chunks)
+        if not bool(self.input.wait_for_chunks):
+            self.status.suspended = True
+            self.to_hdf()
+            # every chunk may have ended before the status said "suspended"; then nobody else finishes the master
+            finish_master_if_complete(self.project, int(self.job_id), master=self)
+            return
+        self._wait_for_chunks(active)
+        self._finish_chunked()
+        self._release_owner()
+
     def _start_chunks(self, chunks: Iterable[QueueChunk]) -> dict[int, QueueChunk]:
         """Submit every chunk with work to do, or wait for it if an earlier run's submission is still queued.
 
