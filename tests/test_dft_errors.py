@@ -41,3 +41,39 @@ def test_failed_calculations_refused_and_figure(tmp_path):
     assert isinstance(dft_error_table(failed.drop_failed()), pd.DataFrame)
     plot_level_vs_reference(ds, tmp_path / "fig3.png")
     assert (tmp_path / "fig3.png").stat().st_size > 1000
+
+
+def _cli_rows(capsys, args):
+    from pyiron_mlip_tradeoff.cli import main
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        head, _, rest = line.partition("|")
+        if head.strip().isdigit():
+            rows[int(head)] = [float(v) for v in rest.partition("|")[0].split()]
+    return out, rows
+
+
+def test_cli_prints_the_error_table_with_cpu_seconds(tmp_path, capsys):
+    ds = _tiny()
+    ds.core_seconds = np.array([[0.5, 1.0, 1.5], [4.0, 8.0, 12.0]])
+    ds.save(tmp_path / "tiny.h5")
+    out, rows = _cli_rows(capsys, ["dft-errors", "--dataset", str(tmp_path / "tiny.h5"),
+                                   "--figure", str(tmp_path / "fig3.png")])
+    assert "CPU s/cfg" in out and "errors vs level 2" in out
+    # level 1 against level 2, by hand as above: energy RMS unshifted / bulk / mean, force RMS, mean CPU seconds
+    d = np.array([200.0, 300.0, 150.0])
+    expected = [np.sqrt(np.mean(d**2)), np.sqrt(np.mean((d - d[0]) ** 2)), np.std(d),
+                np.sqrt((100**2 + 200**2) / 15), 1.0]
+    np.testing.assert_allclose(rows[1], expected, atol=0.006)
+    np.testing.assert_allclose(rows[2], [0, 0, 0, 0, 8.0], atol=0.006)
+    assert (tmp_path / "fig3.png").stat().st_size > 1000
+
+
+def test_cli_falls_back_to_wall_seconds(tmp_path, capsys):
+    _tiny().save(tmp_path / "tiny.h5")
+    out, rows = _cli_rows(capsys, ["dft-errors", "--dataset", str(tmp_path / "tiny.h5")])
+    assert "CPU s/cfg" not in out and "(wall seconds)" in out
+    assert rows[1][-1] == pytest.approx(2.0) and rows[2][-1] == pytest.approx(30.0)
