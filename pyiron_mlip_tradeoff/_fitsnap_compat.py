@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from ase import Atoms
+
+if TYPE_CHECKING:
+    from fitsnap3lib.fitsnap import FitSnap
 
 __all__ = ["fitsnap_settings", "make_fitsnap", "fitsnap_rows"]
 
@@ -71,7 +75,9 @@ def _patch_lammps_instance(lmp) -> None:
     wrapper.extract_atom_darray = extract_atom_darray
 
 
-def fitsnap_settings(twojmax: int, element: str = "Be", pair_cutoff: float = 10.0, **bispectrum) -> dict:
+def fitsnap_settings(
+    twojmax: int, element: str = "Be", pair_cutoff: float = 10.0, **bispectrum: object
+) -> dict:
     """FitSNAP input dictionary for a unary linear (SVD) fit with the study's qSNAP defaults.
 
     ``pair_cutoff`` (Å) is the cutoff of FitSNAP's reference ``pair_style zero``; it sets LAMMPS' ghost-atom
@@ -100,7 +106,7 @@ def fitsnap_settings(twojmax: int, element: str = "Be", pair_cutoff: float = 10.
     }
 
 
-def make_fitsnap(settings: Mapping):
+def make_fitsnap(settings: Mapping) -> FitSnap:
     """A ``FitSnap`` instance (serial, MPI.COMM_SELF) whose LAMMPS instances are patched for the 2025 API."""
     from mpi4py import MPI  # noqa: F401  (loads libmpi before liblammps)
 
@@ -133,7 +139,7 @@ def fitsnap_data(structures: Sequence[Atoms]) -> list[dict]:
     return ase_scraper(labelled)
 
 
-def fitsnap_rows(fs, structures: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def fitsnap_rows(fs: FitSnap, structures: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Energy rows, force rows (FitSNAP's LAMMPS frame) and stress rows computed by FitSNAP's ``process_configs``.
 
     Returns:

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .dataset import BUNDLED_PATH, LadderDataset
 from .precision import REFERENCE_LADDER, PrecisionLevel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "validate_top_level",
@@ -192,7 +196,7 @@ def write_bundled(
 def validate_top_level(
     n_configs: int = 10, unit_store: str | os.PathLike = DEFAULT_VALIDATION_STORE, cores: int = 2,
     progress: bool = True,
-):
+) -> pd.DataFrame:
     """Compare the embedded level 6 with the reference level 6 (0.10 Å⁻¹, 900 eV) on bundled configurations.
 
     The ``n_configs`` cheapest configurations of the bundled set (fewest atoms × k-points at the reference level,
@@ -239,7 +243,7 @@ def validate_top_level(
     return pd.DataFrame(rows)
 
 
-def store_status(unit_store: str | os.PathLike = DEFAULT_UNIT_STORE):
+def store_status(unit_store: str | os.PathLike = DEFAULT_UNIT_STORE) -> pd.DataFrame:
     """Progress of the bundled ladder: per embedded level the finished, failed and missing calculations and the
     mean wall and CPU seconds of the finished ones (a DataFrame indexed by level)."""
     import pandas as pd

@@ -5,8 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pyiron_atomistics import Project
+
+    from .dataset import LadderDataset
 
 
 def demo_structures() -> list:
@@ -60,7 +66,7 @@ def run_demo(output: Path, levels: list[int], cores: int) -> int:
     return 0
 
 
-def demo_dataset():
+def demo_dataset() -> tuple[LadderDataset | None, str]:
     """The bundled dataset (interim while its top levels are computed: the levels finished for all 410 configurations)."""
     from .dataset import load_bundled
 
@@ -73,7 +79,7 @@ def demo_dataset():
     return dataset, f"bundled dataset ({dataset.n_configs} configurations, levels {list(dataset.levels)}{note})"
 
 
-def run_demo_grid(pr, output: Path) -> None:
+def run_demo_grid(pr: Project, output: Path) -> None:
     """A small trade-off grid on the bundled data: Pareto figures and a recommended recipe."""
     from .plots import plot_pareto, plot_subset_size, plot_weight_tradeoff
 

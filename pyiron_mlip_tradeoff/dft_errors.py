@@ -16,10 +16,16 @@ Failed calculations must be dropped first (``dataset.drop_failed()``); the funct
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from .dataset import DatasetError, LadderDataset
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["dft_error_table", "plot_level_vs_reference", "ground_state_index"]
 
@@ -72,7 +78,9 @@ def dft_error_table(
     return pd.DataFrame(rows).set_index("level")
 
 
-def plot_level_vs_reference(dataset: LadderDataset, path=None, reference_level: int | None = None):
+def plot_level_vs_reference(
+    dataset: LadderDataset, path: str | os.PathLike | None = None, reference_level: int | None = None
+) -> Figure:
     """Fig. 3 analogue: per-atom energies and force components of each level against the reference level.
 
     Returns the matplotlib figure; writes it to ``path`` when given.

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import LadderDataset
-from .descriptors import DescriptorStore, compute_descriptors, resolve_settings
+from .descriptors import DescriptorSet, DescriptorStore, compute_descriptors, resolve_settings
 from .leverage import leverage_scores, ranking, repetition_rng
 from .regression import (
     ConfigurationBlock,
@@ -85,7 +85,7 @@ TABLE_COLUMNS = (
 # input checks
 
 
-def check_weight(name: str, value) -> float:
+def check_weight(name: str, value: object) -> float:
     """``value`` as a positive finite float; ``ValueError`` naming ``name`` otherwise (≤ 0, NaN, inf, not a number)."""
     if isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -98,7 +98,9 @@ def check_weight(name: str, value) -> float:
     return w
 
 
-def check_indices(indices, n_configs: int, name: str = "indices") -> np.ndarray:
+def check_indices(
+    indices: Sequence[int] | np.ndarray | None, n_configs: int, name: str = "indices"
+) -> np.ndarray:
     """Configuration indices as a non-empty int64 array with values in 0..n_configs−1 and no repeats.
 
     Raises:
@@ -201,7 +203,7 @@ def dataset_descriptors(
     *,
     element: str = "Be",
     cache_dir: str | os.PathLike | None = None,
-):
+) -> DescriptorStore | DescriptorSet:
     """Descriptors of every structure of ``dataset``: a cached HDF5 ``DescriptorStore`` in ``cache_dir`` (read by
     configuration, so memory does not grow with the dataset), or an in-memory ``DescriptorSet`` without one."""
     settings = _settings_dict(descriptor_settings)
@@ -213,7 +215,10 @@ def dataset_descriptors(
 
 
 def labelled_blocks(
-    dataset: LadderDataset, descriptors, indices: Sequence[int] | np.ndarray, rows: Sequence[int] | None = None
+    dataset: LadderDataset,
+    descriptors: DescriptorSet | DescriptorStore,
+    indices: Sequence[int] | np.ndarray,
+    rows: Sequence[int] | None = None,
 ) -> Iterator[ConfigurationBlock]:
     """One regression block per configuration: descriptor rows and the dataset's labels at every level.
 
@@ -335,7 +340,7 @@ def fit_qsnap(
     cache_dir: str | os.PathLike | None = None,
     *,
     element: str = "Be",
-    descriptors=None,
+    descriptors: DescriptorSet | DescriptorStore | None = None,
 ) -> FitResult:
     """Fit qSNAP coefficients to one precision level of ``dataset`` on the given training configurations.
 

@@ -22,8 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .descriptors import DescriptorSet, DescriptorStore
 
 __all__ = [
     "LeverageResult",
@@ -164,7 +168,7 @@ def _block_stream(source, forces: bool) -> Callable[[], Iterable]:
 
 
 def leverage_scores(
-    source,
+    source: DescriptorSet | DescriptorStore | Callable[[], Iterable],
     kind: str = "block",
     energy_weight: float = 1.0,
     rcond: float | None = None,
@@ -224,12 +228,18 @@ def leverage_scores(
     return LeverageResult(scores, energy_part, rank, singular_values, factor.n_rows, kind, energy_weight)
 
 
-def energy_leverage(source, rcond: float | None = None) -> LeverageResult:
+def energy_leverage(
+    source: DescriptorSet | DescriptorStore | Callable[[], Iterable], rcond: float | None = None
+) -> LeverageResult:
     """Energy-row leverage of each configuration; see :func:`leverage_scores`."""
     return leverage_scores(source, "energy", rcond=rcond)
 
 
-def block_leverage(source, energy_weight: float = 1.0, rcond: float | None = None) -> LeverageResult:
+def block_leverage(
+    source: DescriptorSet | DescriptorStore | Callable[[], Iterable],
+    energy_weight: float = 1.0,
+    rcond: float | None = None,
+) -> LeverageResult:
     """Block leverage (energy row + force rows) of each configuration; see :func:`leverage_scores`."""
     return leverage_scores(source, "block", energy_weight=energy_weight, rcond=rcond)
 

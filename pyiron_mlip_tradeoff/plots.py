@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -27,6 +28,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["plot_weight_tradeoff", "plot_subset_size", "plot_pareto"]
 
@@ -66,7 +70,7 @@ def plot_weight_tradeoff(
     force: str = "test_force_rmse",
     subset_size: int | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Fig. 4/5 analogue: energy vs force test error along the weight ratios, per training level and 2Jmax.
 
     Points of one curve are the weight ratios (labelled w_E/w_F), averaged over sampling methods and repetitions,
@@ -104,7 +108,7 @@ def plot_subset_size(
     weight_ratio: float | None = None,
     twojmax: int | None = None,
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Fig. 6 analogue: test error vs training-set size per sampling method (mean, min–max band over repetitions).
 
     Restricted to one training level, weight ratio and 2Jmax (defaults: the top level, the first ratio, the
@@ -139,7 +143,7 @@ def plot_pareto(
     errors: Sequence[str] = ("test_energy_rmse", "test_force_rmse"),
     cost: str = "dft_seconds",
     path: str | os.PathLike | None = None,
-):
+) -> Figure:
     """Fig. 7/8 analogue: every grid point (faint) and the Pareto front of each error vs ``cost``, coloured by
     training level; front points are those no other point beats in both the error and the cost."""
     _require(table, ["training_level", cost, *errors])

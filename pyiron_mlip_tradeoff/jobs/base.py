@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ase import Atoms
 from pyiron_base import PythonTemplateJob
@@ -10,12 +11,15 @@ from pyiron_base import PythonTemplateJob
 from ..dataset import arrays_to_atoms, atoms_to_arrays
 from .database import ensure_database_reachable
 
+if TYPE_CHECKING:
+    from pyiron_base import GenericJob, ProjectHDFio
+
 __all__ = ["StructureInputJob", "mark_finished", "to_builtin"]
 
 _PACKED = "__packed_structures__"
 
 
-def mark_finished(job) -> None:
+def mark_finished(job: GenericJob) -> None:
     """Write ``job`` to HDF5 with status ``finished``, and only then tell the database it is finished.
 
     Anyone waiting on the database status (``pr.wait_for_job``, a chunked master, another process) then never
@@ -26,7 +30,7 @@ def mark_finished(job) -> None:
     job.status.finished = True
 
 
-def to_builtin(value):
+def to_builtin(value: object) -> Any:
     """A pyiron ``DataContainer`` as plain Python lists/dicts; any other value unchanged."""
     return value.to_builtin() if hasattr(value, "to_builtin") else value
 
@@ -44,7 +48,7 @@ class StructureInputJob(PythonTemplateJob):
         ensure_database_reachable()
         super().__init__(project, job_name)
 
-    def to_hdf(self, hdf=None, group_name=None) -> None:
+    def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         structures = self.input.get("structures")
         packed = isinstance(structures, (list, tuple)) and all(isinstance(s, Atoms) for s in structures)
         if packed:
@@ -55,7 +59,7 @@ class StructureInputJob(PythonTemplateJob):
             if packed:
                 self.input.structures = list(structures)
 
-    def from_hdf(self, hdf=None, group_name=None) -> None:
+    def from_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         super().from_hdf(hdf=hdf, group_name=group_name)
         self._unpack_structures()
 

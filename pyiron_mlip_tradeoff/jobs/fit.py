@@ -20,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from pyiron_base import GenericJob, PythonTemplateJob
 
 from ..dataset import LadderDataset
 from ..fitting import (
+    FitResult,
     check_indices,
     check_weight,
     complete_split,
@@ -35,6 +37,9 @@ from ..fitting import (
 from ..lammps import pair_style_lines, write_snap_potential
 from .base import mark_finished, to_builtin
 from .database import ensure_database_reachable
+
+if TYPE_CHECKING:
+    from pyiron_base import Project, ProjectHDFio
 
 __all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
 
@@ -78,7 +83,7 @@ class FastStorageJob(PythonTemplateJob):
         ensure_database_reachable()
         super().__init__(project, job_name)
 
-    def to_hdf(self, hdf=None, group_name=None) -> None:
+    def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         # what GenericJob.to_hdf writes (status, server, input/data) plus the output, in one uncompressed session
         self._set_hdf(hdf=hdf, group_name=group_name)
         data = self.to_dict()
@@ -87,7 +92,7 @@ class FastStorageJob(PythonTemplateJob):
             data["job_id"] = int(self.job_id)
         self._hdf5.write_dict(data_dict=data, compression=0)
 
-    def from_hdf(self, hdf=None, group_name=None) -> None:
+    def from_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         GenericJob.from_hdf(self, hdf=hdf, group_name=group_name)  # also restores self.input from input/data
         if "output" in self._hdf5.list_groups():
             with self._hdf5.open("output") as h:
@@ -96,7 +101,9 @@ class FastStorageJob(PythonTemplateJob):
                 self.output[key] = _decode(value)
 
 
-def load_dataset(spec, project=None) -> LadderDataset:
+def load_dataset(
+    spec: LadderDataset | str | Path | int | None, project: Project | None = None
+) -> LadderDataset:
     """The dataset named by a job's ``input.dataset``.
 
     Args:
@@ -264,7 +271,7 @@ class QSnapFit(FastStorageJob):
         self.output.fit_seconds = time.perf_counter() - start
         mark_finished(self)
 
-    def set_result(self, result, n_columns: int) -> None:
+    def set_result(self, result: FitResult, n_columns: int) -> None:
         """Put a :class:`~pyiron_mlip_tradeoff.fitting.FitResult` into ``output`` and write the LAMMPS files."""
         out = self.output
         out.coefficients = np.asarray(result.coefficients, dtype=float)

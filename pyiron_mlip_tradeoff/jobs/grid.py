@@ -211,7 +211,14 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         return os.path.abspath(self.input.cache_dir or os.path.join(self.working_directory, "descriptors"))
 
     # -- running and resuming --------------------------------------------------------------------------------
-    def run(self, delete_existing_job=False, repair=False, debug=False, run_mode=None, run_again=False):
+    def run(
+        self,
+        delete_existing_job: bool = False,
+        repair: bool = False,
+        debug: bool = False,
+        run_mode: str | None = None,
+        run_again: bool = False,
+    ) -> None:
         """Run the grid; on a grid that was interrupted, continue it (finished points are not recomputed)."""
         status = self.status.string
         if not (delete_existing_job or run_again):
@@ -295,7 +302,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         return rows, store_seconds
 
     # -- chunks on a queue -------------------------------------------------------------------------------------
-    def run_if_scheduler(self):
+    def run_if_scheduler(self) -> int | None:
         """With ``chunk_size`` set, run the chunked grid here and send only its chunks to the queue."""
         if not self._chunked():
             return super().run_if_scheduler()
@@ -399,7 +406,12 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         out.chunk_events = json.dumps(self.chunk_events())
         mark_finished(self)
 
-    def compute_chunk(self, draws: Iterable[Sequence], dataset=None, cache_dir: str | None = None) -> dict:
+    def compute_chunk(
+        self,
+        draws: Iterable[Sequence],
+        dataset: LadderDataset | str | Path | int | None = None,
+        cache_dir: str | None = None,
+    ) -> dict:
         """Compute and store the points of ``draws`` (``(twojmax, sampling, repetition)``) not yet stored.
 
         What a ``GridChunk`` runs; points whose ``QSnapFit`` child is in the database as finished are skipped.
@@ -574,7 +586,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         max_twojmax: int | None = None,
         cost: str = "dft_seconds",
         summarize: str | None = None,
-        **kwargs,
+        **kwargs: str,
     ) -> Recommendation:
         """The cheapest grid point (by ``cost``, default the training set's DFT seconds) meeting the targets.
 

@@ -184,7 +184,14 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         return dict(to_builtin(self.input.engine_options) or {})
 
     # -- running and resuming ------------------------------------------------------------------------------------
-    def run(self, delete_existing_job=False, repair=False, debug=False, run_mode=None, run_again=False):
+    def run(
+        self,
+        delete_existing_job: bool = False,
+        repair: bool = False,
+        debug: bool = False,
+        run_mode: str | None = None,
+        run_again: bool = False,
+    ) -> None:
         """Run the ladder; on a ladder whose earlier process died, resume it (see the module docstring)."""
         status = self.status.string
         if not (delete_existing_job or run_again) and status in _RESUMABLE:
@@ -201,7 +208,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             run_again=run_again,
         )
 
-    def run_static(self):
+    def run_static(self) -> None:
         structures, levels, options = self._validated_input()
         self.status.running = True
         Path(self.working_directory).mkdir(parents=True, exist_ok=True)
@@ -237,7 +244,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         out.n_pending = len(results.pending)
 
     # -- chunks on a queue -------------------------------------------------------------------------------------
-    def run_if_scheduler(self):
+    def run_if_scheduler(self) -> int | None:
         """With ``chunk_size`` set, run the chunked ladder here and send only its chunks to the queue."""
         if not self._chunked():
             return super().run_if_scheduler()

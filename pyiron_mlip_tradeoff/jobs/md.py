@@ -230,7 +230,7 @@ class MDSpeed(PythonTemplateJob):
         job.master_id = self.job_id
         return job
 
-    def run_static(self):
+    def run_static(self) -> None:
         settings, cores = self._settings(), self._cores()
         self.status.running = True
         Path(self.working_directory).mkdir(parents=True, exist_ok=True)

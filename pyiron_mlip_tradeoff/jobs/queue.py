@@ -29,10 +29,15 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..dft.base import InputError
+
+if TYPE_CHECKING:
+    from pyiron_base import GenericJob, Project
+    from pyiron_base.database.generic import IsDatabase
 
 __all__ = [
     "EVENTS_FILE",
@@ -75,7 +80,7 @@ class QueueChunk:
     history: list = field(default_factory=list)
 
 
-def validate_chunk_settings(job, master: str, unit: str) -> None:
+def validate_chunk_settings(job: GenericJob, master: str, unit: str) -> None:
     """Check ``chunk_size``, ``poll_interval``, ``max_resubmissions`` and ``wait_for_chunks`` of ``job.input``.
 
     Args:
@@ -136,7 +141,7 @@ def queue_ids_alive() -> set[int] | None:
     return {int(i) for i in table["jobid"]}
 
 
-def claim_status(db, job_id: int, expected: str, new: str) -> bool:
+def claim_status(db: IsDatabase, job_id: int, expected: str, new: str) -> bool:
     """Set a job's status to ``new`` only if it is ``expected`` (one atomic UPDATE); whether this call did it."""
     table, conn = getattr(db, "simulation_table", None), getattr(db, "conn", None)
     if table is None or conn is None:  # another database front end: check, then set
@@ -153,7 +158,7 @@ def claim_status(db, job_id: int, expected: str, new: str) -> bool:
     return result.rowcount == 1
 
 
-def finish_master_if_complete(project, master_id: int, master=None) -> bool:
+def finish_master_if_complete(project: Project, master_id: int, master: ChunkedMaster | None = None) -> bool:
     """Finish a chunked master that waits for nobody (status ``suspended``) once all its work is stored.
 
     Called by every chunk as it ends, and by the master right after submitting (``master``: that job object, else
@@ -176,7 +181,9 @@ def finish_master_if_complete(project, master_id: int, master=None) -> bool:
     return True
 
 
-def chunk_ended(chunk_job, events_file: str | None, master_id: int | None, **details) -> None:
+def chunk_ended(
+    chunk_job: GenericJob, events_file: str | None, master_id: int | None, **details: object
+) -> None:
     """What a chunk job does as it ends: append an ``ended`` record (with ``details``) to the master's event log
     and finish the master if this was the last chunk of a master that waits for nobody."""
     if events_file:
