@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "validate_top_level",
+    "validation_sample",
+    "REFERENCE_TOP_LEVEL",
     "EMBEDDED_LADDER",
     "BUNDLED_SEED",
     "N_BUNDLED",
@@ -193,15 +195,35 @@ def write_bundled(
     return dataset
 
 
+#: the reference study's level 6 (0.10 Å⁻¹, 900 eV), numbered 60 so that its stored units differ from the embedded 6
+REFERENCE_TOP_LEVEL = PrecisionLevel(60, REFERENCE_LADDER[6].kspacing, REFERENCE_LADDER[6].cutoff)
+
+
+def validation_sample(structures: list, labels: list[str], n_configs: int, reference: PrecisionLevel) -> list[int]:
+    """Indices of the ``n_configs`` cheapest configurations at ``reference`` (atoms × k-points), the cheapest
+    member of every structure family (the label before its first ``_``) first, then the cheapest of the rest."""
+    cost = np.array([len(a) * np.prod(reference.kpoint_mesh(a.cell[:])) for a in structures])
+    families = [label.split("_")[0] for label in labels]
+    order = [int(i) for i in np.argsort(cost, kind="stable")]
+    chosen: list[int] = []
+    for i in order:
+        if families[i] not in {families[j] for j in chosen}:
+            chosen.append(i)
+    chosen = chosen[:n_configs]
+    return chosen + [i for i in order if i not in chosen][: n_configs - len(chosen)]
+
+
 def validate_top_level(
     n_configs: int = 10, unit_store: str | os.PathLike = DEFAULT_VALIDATION_STORE, cores: int = 2,
-    progress: bool = True,
+    progress: bool = True, embedded: PrecisionLevel = EMBEDDED_LADDER[6],
+    reference: PrecisionLevel = REFERENCE_TOP_LEVEL,
 ) -> pd.DataFrame:
     """Compare the embedded level 6 with the reference level 6 (0.10 Å⁻¹, 900 eV) on bundled configurations.
 
-    The ``n_configs`` cheapest configurations of the bundled set (fewest atoms × k-points at the reference level,
-    one per family first so that crystals, defects, surfaces and random packings are all represented) are computed
-    at both settings.
+    The ``n_configs`` configurations of :func:`validation_sample` (so that crystals, defects, surfaces and random
+    packings are all represented) are computed at both settings; finished calculations in ``unit_store`` are
+    reused, so the check resumes. ``embedded`` and ``reference`` default to the two level-6 settings (the tests use
+    cheap levels).
 
     Returns:
         DataFrame, one row per configuration: ``config``, ``family``, ``n_atoms``, ``energy_diff`` (meV/atom, embedded
@@ -212,17 +234,9 @@ def validate_top_level(
     from .ladder import run_ladder
 
     structures, labels = bundled_structures()
-    reference = PrecisionLevel(60, REFERENCE_LADDER[6].kspacing, REFERENCE_LADDER[6].cutoff)
-    cost = np.array([len(a) * np.prod(reference.kpoint_mesh(a.cell[:])) for a in structures])
-    families = [label.split("_")[0] for label in labels]
-    order = np.argsort(cost, kind="stable")
-    chosen: list[int] = []
-    for i in order:  # the cheapest member of each family first, then the cheapest of the rest
-        if families[i] not in {families[j] for j in chosen}:
-            chosen.append(int(i))
-    chosen = chosen[:n_configs] + [int(i) for i in order if int(i) not in chosen][: max(0, n_configs - len(chosen))]
+    chosen = validation_sample(structures, labels, n_configs, reference)
     sample = [structures[i] for i in chosen]
-    results = run_ladder(sample, [EMBEDDED_LADDER[6], reference], unit_store, cores=cores, progress=progress)
+    results = run_ladder(sample, [embedded, reference], unit_store, cores=cores, progress=progress)
     rows = []
     offsets = np.concatenate([[0], np.cumsum([len(a) for a in sample])])
     for k, index in enumerate(chosen):

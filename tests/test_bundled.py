@@ -83,3 +83,52 @@ def test_bundled_file_matches_the_unit_store():
     np.testing.assert_array_equal(fresh.energy, shipped.energy)
     np.testing.assert_array_equal(fresh.forces, shipped.forces)
     np.testing.assert_array_equal(fresh.core_seconds, shipped.core_seconds)
+
+
+def test_validation_sample_is_the_stored_top_level_check():
+    """The sample rule picks one configuration per family first, cheapest at the reference level, and it still picks
+    the configurations whose embedded level 6 is stored in the repository's top-level check."""
+    from pyiron_mlip_tradeoff.bundled import DEFAULT_VALIDATION_STORE, REFERENCE_TOP_LEVEL, validation_sample
+
+    dataset = load_bundled(warn_interim=False)
+    labels = dataset.metadata["families"]
+    families = [label.split("_")[0] for label in labels]
+    cost = [len(a) * np.prod(REFERENCE_TOP_LEVEL.kpoint_mesh(a.cell[:])) for a in dataset.structures]
+    chosen = validation_sample(dataset.structures, labels, 10, REFERENCE_TOP_LEVEL)
+    n_families = len(set(families))
+    assert len(chosen) == 10 == len(set(chosen))
+    head = chosen[:n_families]
+    assert len({families[i] for i in head}) == n_families
+    for i in head:
+        assert cost[i] == min(c for c, f in zip(cost, families, strict=True) if f == families[i])
+    rest = [c for j, c in enumerate(cost) if j not in head]
+    assert sorted(cost[i] for i in chosen[n_families:]) == sorted(rest)[: 10 - n_families]
+    assert validation_sample(dataset.structures, labels, 3, REFERENCE_TOP_LEVEL) == chosen[:3]
+
+    if 6 not in dataset.levels:
+        return
+    top = dataset.levels.index(6)
+    for k, index in enumerate(chosen):
+        stored = DEFAULT_VALIDATION_STORE / "units" / f"c{k:05d}_L6.json"
+        if stored.is_file():
+            assert json.loads(stored.read_text())["energy"] == pytest.approx(dataset.energy[top, index], abs=1e-6)
+
+
+def test_validate_top_level_table_from_stored_units(tmp_path):
+    """The check's table, on cheap stand-in levels (1 against 2), equals the differences of the stored calculations."""
+    from pyiron_mlip_tradeoff.bundled import validate_top_level
+
+    table = validate_top_level(3, unit_store=tmp_path, cores=2, progress=False,
+                               embedded=REFERENCE_LADDER[1], reference=REFERENCE_LADDER[2])
+    assert len(table) == 3
+    for k, row in table.iterrows():
+        low, high = (json.loads((tmp_path / "units" / f"c{k:05d}_L{lv}.json").read_text()) for lv in (1, 2))
+        assert low["error"] is None and high["error"] is None
+        n = len(low["forces"])
+        assert row.n_atoms == n
+        assert row.energy_diff == pytest.approx((low["energy"] - high["energy"]) / n * 1e3, rel=1e-12)
+        dforce = (np.array(low["forces"]) - np.array(high["forces"])) * 1e3
+        assert row.force_rmse == pytest.approx(np.sqrt(np.mean(dforce**2)), rel=1e-12)
+        assert row.max_force_diff == pytest.approx(np.abs(dforce).max(), rel=1e-12)
+        assert row.core_seconds_embedded == low["core_seconds"] and row.core_seconds_reference == high["core_seconds"]
+    assert (table.energy_diff.abs() > 0).all()  # Γ only and a k-mesh really differ
