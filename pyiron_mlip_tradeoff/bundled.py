@@ -206,8 +206,10 @@ def validation_sample(structures: list, labels: list[str], n_configs: int, refer
     families = [label.split("_")[0] for label in labels]
     order = [int(i) for i in np.argsort(cost, kind="stable")]
     chosen: list[int] = []
+    seen: set[str] = set()
     for i in order:
-        if families[i] not in {families[j] for j in chosen}:
+        if families[i] not in seen:
+            seen.add(families[i])
             chosen.append(i)
     chosen = chosen[:n_configs]
     return chosen + [i for i in order if i not in chosen][: n_configs - len(chosen)]
