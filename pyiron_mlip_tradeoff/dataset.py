@@ -462,15 +462,16 @@ class LadderDataset:
     # ---- importers and exporters (implemented in :mod:`pyiron_mlip_tradeoff.io`) -----------------------------
     @classmethod
     def from_atoms(cls, frames, levels: Sequence[int] | None = None, level_key: str | None = None,
-                   groups: Sequence[str] | None = None) -> LadderDataset:
-        """Dataset from ASE ``Atoms`` with calculator results; see :func:`pyiron_mlip_tradeoff.io.from_atoms`."""
+                   group_key: str | None = "group", identity_key: str | None = None) -> LadderDataset:
+        """Dataset from ASE ``Atoms`` with calculator results (one list per level, or one list with ``level_key`` in
+        ``atoms.info``); see :func:`pyiron_mlip_tradeoff.io.from_atoms`."""
         from .io import from_atoms
 
-        return from_atoms(frames, levels=levels, level_key=level_key, groups=groups)
+        return from_atoms(frames, levels=levels, level_key=level_key, group_key=group_key, identity_key=identity_key)
 
     @classmethod
     def from_extxyz(cls, path_or_paths, level_key: str | None = None, levels: Sequence[int] | None = None,
-                    group_key: str | None = None) -> LadderDataset:
+                    group_key: str | None = "group") -> LadderDataset:
         """Dataset from extended XYZ file(s); see :func:`pyiron_mlip_tradeoff.io.from_extxyz`."""
         from .io import from_extxyz
 
@@ -500,6 +501,13 @@ class LadderDataset:
         from .io import to_training_container
 
         return to_training_container(self, level=level, project=project, name=name)
+
+    @classmethod
+    def from_vasp_runs(cls, root: str | os.PathLike, level: int = 1) -> LadderDataset:
+        """Every completed ionic step of the OUTCARs below ``root``; see :func:`pyiron_mlip_tradeoff.io.read_vasp_runs`."""
+        from .io import read_vasp_runs
+
+        return read_vasp_runs(root, level=level)
 
     @classmethod
     def from_pyiron_jobs(cls, jobs, level_of=None, identity_of=None, group_of=None) -> LadderDataset:
