@@ -70,6 +70,10 @@ def to_training_container(dataset: LadderDataset, level: int | None = None, proj
 
     if project is None:
         raise ValueError("to_training_container needs the pyiron project to create the container in")
+    try:
+        import pyiron_potentialfit  # noqa: F401  (registers TrainingContainer with pyiron's job factory)
+    except ImportError as err:
+        raise ImportError("to_training_container needs pyiron_potentialfit (pip install pyiron_potentialfit)") from err
     frames = to_atoms(dataset, level)
     label = frames[0].info["level"] if frames else level
     container = project.create.job.TrainingContainer(name or f"training_level_{label}")
