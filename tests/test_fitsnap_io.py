@@ -258,3 +258,34 @@ def test_xyz_scraper(tmp_path):
     np.testing.assert_allclose(ds.energy[0], [-8.0, -9.0, -10.0])
     np.testing.assert_allclose(ds.stress[0, 2], np.array([-100, -100, -100, 0, 0, -10.0]) * units.bar, rtol=1e-7)
     assert math.isclose(ds.config_forces(1, 2)[0, 0], 0.2)
+
+
+def test_same_data_as_fitsnaps_own_scraper(inp):
+    """FitSNAP 3.1.0.4's JSON scraper, run live on the same input, sees the same configurations: its energies are
+    ours plus ESHIFT per atom (= ours − reference_energies), its forces and stresses ours rotated into LAMMPS' frame,
+    its stresses in bar with the pressure sign, its weights our group weights (stress weight / 1.602176634e6)."""
+    from mpi4py import MPI
+
+    from pyiron_mlip_tradeoff._fitsnap_compat import _ensure_strtobool
+
+    _ensure_strtobool()
+    from fitsnap3lib.fitsnap import FitSnap
+
+    fs = FitSnap(str(inp.input_file), comm=MPI.COMM_SELF, arglist=["--overwrite"])
+    fs.scrape_configs()
+    ds, ji = inp.dataset, inp.job_input
+    where = {f: i for i, f in enumerate(ds.metadata["files"])}
+    assert len(fs.data) == ds.n_configs
+    for d in fs.data:
+        i = where[f"{d['Group']}/{d['File']}"]
+        assert ds.groups[i] == d["Group"] and ds.n_atoms[i] == d["NumAtoms"]
+        shift = sum(ji["reference_energies"][el] for el in d["AtomTypes"])
+        assert d["Energy"] == pytest.approx(ds.energy[0, i] - shift, abs=1e-9)
+        rot = d["Rotation"]
+        np.testing.assert_allclose(d["Forces"], ds.config_forces(1, i) @ rot.T, atol=1e-10)
+        xx, yy, zz, yz, xz, xy = -ds.stress[0, i] * BAR_PER_EV_PER_A3
+        ours_bar = np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+        np.testing.assert_allclose(d["Stress"], rot @ ours_bar @ rot.T, rtol=1e-9, atol=1e-9)
+        weights = ji["group_weights"][d["Group"]]
+        assert (d["eweight"], d["fweight"]) == (weights["energy"], weights["force"])
+        assert d["vweight"] * BAR_PER_EV_PER_A3 == pytest.approx(weights["stress"], rel=1e-15)
