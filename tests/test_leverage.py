@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
+from dense_reference import dense_leverage
 
 from pyiron_mlip_tradeoff.descriptors import DescriptorSet, compute_descriptors
 from pyiron_mlip_tradeoff.leverage import (
-    TriangularFactor,
     block_leverage,
-    dense_leverage,
     energy_leverage,
     leverage_scores,
     ranking,
     select,
     selections,
 )
+from pyiron_mlip_tradeoff.qr import StreamedQR
 
 
 def _random_set(n_configs=40, p=12, rank=None, seed=0) -> DescriptorSet:
@@ -56,12 +56,12 @@ def be_descriptors():
 def test_triangular_factor_reproduces_gram_and_merges():
     d = _random_set(p=8, seed=1)
     x, _ = _stacked(d)
-    factor = TriangularFactor(8, buffer_rows=7)
+    factor = StreamedQR(8, batch_rows=7)
     for start in range(0, len(x), 5):
         factor.update(x[start : start + 5])
     np.testing.assert_allclose(factor.r.T @ factor.r, x.T @ x, rtol=1e-10, atol=1e-8)
     assert factor.n_rows == len(x)
-    left, right = TriangularFactor(8), TriangularFactor(8)
+    left, right = StreamedQR(8), StreamedQR(8)
     left.update(x[:30])
     right.update(x[30:])
     left.merge(right)

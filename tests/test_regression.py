@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from dense_reference import dense_errors, dense_fit, dense_fit_and_errors
 
 from pyiron_mlip_tradeoff.regression import (
     ConfigurationBlock,
@@ -14,9 +15,6 @@ from pyiron_mlip_tradeoff.regression import (
     concatenate_blocks,
     configuration_blocks,
     default_rcond,
-    dense_errors,
-    dense_fit,
-    dense_fit_and_errors,
     errors,
     errors_many,
     fit,
