@@ -821,6 +821,8 @@ class GroupedStatistics:
             stacked = np.vstack(mats) if mats else np.zeros((0, template.n_columns))
             parts.append(PartStatistics(triangular_factor(stacked), n_rows, template.n_params, template.with_ones))
         n_configs = sum(st.n_configs for name, st in self.groups.items() if any(g > 0 for g in mult[name]))
+        if n_configs == 0:
+            raise ValueError("every group multiplier is 0: nothing to fit")
         return LinearStatistics(parts[0], parts[1], self.levels, n_configs, parts[2])
 
     def fit(
