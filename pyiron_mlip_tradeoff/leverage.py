@@ -139,7 +139,7 @@ def leverage_scores(
     for block in stream():
         energy_row, force_rows = _pair(block)
         if factor is None:
-            factor = StreamedQR(energy_row.shape[-1])
+            factor = StreamedQR(energy_row.shape[-1], batch_rows=max(energy_row.shape[-1], 256))
         factor.update(w_e * energy_row)
         if use_forces and force_rows is not None and len(force_rows):
             factor.update(force_rows)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import scipy.linalg
+from scipy.linalg.lapack import get_lapack_funcs
 
 __all__ = ["StreamedQR", "triangular_factor", "default_batch_rows"]
 
@@ -27,13 +27,19 @@ def triangular_factor(stacked: np.ndarray) -> np.ndarray:
     """Upper-trapezoidal R of ``stacked`` (m × k) with ``stacked = Q R``: a new min(m, k) × k array.
 
     With fewer rows than columns the factor is not padded with zero rows (padding before the QR would let rounding
-    noise of order eps‖stacked‖ into rows that should be empty). ``stacked`` may be overwritten.
+    noise of order eps‖stacked‖ into rows that should be empty). ``stacked`` may be overwritten; a Fortran-ordered
+    array is factored in place (LAPACK ``geqrf`` with its optimal workspace — the same Householder QR, to the last
+    bit, as ``scipy.linalg.qr(mode="r")``, without that function's full m × k copy of R).
     """
     m, k = stacked.shape
     if m == 0:
         return np.zeros((0, k))
-    (r,) = scipy.linalg.qr(stacked, mode="r", overwrite_a=True, check_finite=False)
-    return np.triu(r[: min(m, k)])
+    (geqrf,) = get_lapack_funcs(("geqrf",), (stacked,))
+    lwork = int(geqrf(stacked, lwork=-1)[2][0].real)
+    qr, _, _, info = geqrf(stacked, lwork=max(lwork, 1), overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK geqrf failed (info={info})")
+    return np.triu(qr[: min(m, k)])
 
 
 def default_batch_rows(k: int) -> int:
@@ -90,7 +96,11 @@ class StreamedQR:
     def _flush(self) -> None:
         if not self._buffer:
             return
-        stacked = np.vstack([self._r, *self._buffer])
+        stacked = np.empty((len(self._r) + self._buffered, self.n_columns), order="F")  # factored in place
+        start = 0
+        for block in (self._r, *self._buffer):
+            stacked[start : start + len(block)] = block
+            start += len(block)
         self._buffer, self._buffered = [], 0
         self._r = triangular_factor(stacked)
 
