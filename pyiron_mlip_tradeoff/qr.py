@@ -93,6 +93,15 @@ class StreamedQR:
         if self._buffered >= self.batch_rows:
             self._flush()
 
+    @property
+    def buffered_rows(self) -> int:
+        """Rows waiting in the buffer (not yet folded into R)."""
+        return self._buffered
+
+    def flush(self) -> None:
+        """Fold the buffered rows into R now (done automatically once ``batch_rows`` are waiting)."""
+        self._flush()
+
     def _flush(self) -> None:
         if not self._buffer:
             return

@@ -72,7 +72,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from .qr import StreamedQR, triangular_factor
+from .qr import StreamedQR, default_batch_rows, triangular_factor
 
 __all__ = [
     "EV_PER_A3_IN_GPA",
@@ -881,13 +881,31 @@ def _with_groups(f: LinearFit, group_weights: tuple) -> LinearFit:
 class GroupedAccumulator:
     """Streams (block, group) pairs into :class:`GroupedStatistics`: one :class:`StatisticsAccumulator` per group.
 
-    Args: as :class:`StatisticsAccumulator`. Memory: its figure per group.
+    Memory: the factors of every group (at most 3 (p + L + 1)² numbers per group, less for a group with fewer rows)
+    plus one shared buffer budget: when the rows waiting in all groups' buffers exceed ``3 · batch_rows`` (what a
+    single :class:`StatisticsAccumulator` may buffer), the fullest buffers are folded in until half of that is left,
+    so the buffers do not grow with the number of groups.
+
+    Args: as :class:`StatisticsAccumulator`.
     """
 
     def __init__(self, n_params: int | None = None, levels: Sequence | int | None = None,
                  batch_rows: int | None = None) -> None:
         self._args = (n_params, levels, batch_rows)
         self._groups: dict[Hashable, StatisticsAccumulator] = {}
+
+    def _limit_buffers(self, acc: StatisticsAccumulator) -> None:
+        k = acc._qr[0].n_columns
+        budget = 3 * (self._args[2] or default_batch_rows(k))
+        qrs = [qr for a in self._groups.values() for qr in a._qr]
+        waiting = sum(qr.buffered_rows for qr in qrs)
+        if waiting <= budget:
+            return
+        for qr in sorted(qrs, key=lambda q: q.buffered_rows, reverse=True):
+            waiting -= qr.buffered_rows
+            qr.flush()
+            if waiting <= budget // 2:
+                break
 
     @property
     def n_configs(self) -> int:
@@ -904,6 +922,8 @@ class GroupedAccumulator:
                 n_params, levels = first.n_params, first._labels
             acc = self._groups[group] = StatisticsAccumulator(n_params, levels, batch_rows)
         acc.add(block)
+        if len(self._groups) > 1:
+            self._limit_buffers(acc)
 
     def statistics(self) -> GroupedStatistics:
         """Fold in buffered rows; a copy per group (adding may continue)."""

@@ -850,6 +850,15 @@ def test_grouped_statistics_merge_nested_and_accumulate(stress_data):
     for b, lb in zip(stress_data[:10], labels[:10], strict=True):
         acc.add(b, lb)
     assert acc.n_configs == 10 and acc.statistics().n_configs == 10
+    # one buffer budget for all groups (3 · batch_rows rows), whatever the number of groups; same statistics
+    many = [f"g{i % 7}" for i in range(50)]
+    acc = GroupedAccumulator(levels=LEVELS, batch_rows=40)
+    for b, lb in zip(stress_data[:50], many, strict=True):
+        acc.add(b, lb)
+        assert sum(qr.buffered_rows for a in acc._groups.values() for qr in a._qr) <= 3 * 40
+    fresh = grouped_statistics(stress_data[:50], many, levels=LEVELS)
+    for name, st in acc.statistics().groups.items():
+        _assert_same_statistics(st, fresh.groups[name])
     # a group whose configurations were never added is simply absent; a group with no stress gives NaN stress
     no_stress = grouped_statistics(stress_data[1:3], ["a", "b"], levels=LEVELS)
     e = no_stress.errors(np.zeros(P))
