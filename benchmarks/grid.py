@@ -92,7 +92,10 @@ def run_dense(dataset, spec, desc, points, budget: float, seed: int = 0) -> tupl
     wall seconds, extrapolated total CPU seconds, points timed, max relative disagreement of the test RMSEs over
     those points)."""
     from pyiron_mlip_tradeoff.fitting import labelled_blocks
-    from pyiron_mlip_tradeoff.regression import concatenate_blocks, dense_errors
+    from pyiron_mlip_tradeoff.regression import concatenate_blocks
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the dense reference is test-only code
+    from dense_reference import dense_errors
 
     levels = dataset.levels
     everything = concatenate_blocks(labelled_blocks(dataset, desc, np.arange(dataset.n_configs)))

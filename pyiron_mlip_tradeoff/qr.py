@@ -1,0 +1,141 @@
+"""A streamed, mergeable QR factorisation of a tall matrix given in row blocks.
+
+For a matrix M (n × k) that arrives a few rows at a time, :class:`StreamedQR` keeps only the upper-trapezoidal
+factor R of M = Q R (min(n, k) × k; Q is never formed). Rows are buffered and folded in by a QR of ``[R; buffer]``;
+two factors of disjoint row sets merge by a QR of ``[R₁; R₂]``. Both steps use orthogonal transformations only,
+so the result is exact up to rounding and does not depend on the order or grouping of the rows: RᵀR = MᵀM, and
+‖M v‖ = ‖R v‖ for every vector v.
+
+This one class serves the leverage scores (the R of the descriptor rows, :mod:`~pyiron_mlip_tradeoff.leverage`)
+and the least-squares statistics (the R of ``[descriptor rows | targets]``, :mod:`~pyiron_mlip_tradeoff.regression`).
+
+Memory: R (at most k × k) plus the buffer (``batch_rows`` × k), independent of the number of rows n.
+Nothing in this module imports pyiron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from scipy.linalg.lapack import get_lapack_funcs
+
+__all__ = ["StreamedQR", "triangular_factor", "default_batch_rows"]
+
+
+def triangular_factor(stacked: np.ndarray) -> np.ndarray:
+    """Upper-trapezoidal R of ``stacked`` (m × k) with ``stacked = Q R``: a new min(m, k) × k array.
+
+    With fewer rows than columns the factor is not padded with zero rows (padding before the QR would let rounding
+    noise of order eps‖stacked‖ into rows that should be empty). ``stacked`` may be overwritten; a Fortran-ordered
+    array is factored in place (LAPACK ``geqrf`` with its optimal workspace — the same Householder QR, to the last
+    bit, as ``scipy.linalg.qr(mode="r")``, without that function's full m × k copy of R).
+    """
+    m, k = stacked.shape
+    if m == 0:
+        return np.zeros((0, k))
+    (geqrf,) = get_lapack_funcs(("geqrf",), (stacked,))
+    lwork = int(geqrf(stacked, lwork=-1)[2][0].real)
+    qr, _, _, info = geqrf(stacked, lwork=max(lwork, 1), overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK geqrf failed (info={info})")
+    return np.triu(qr[: min(m, k)])
+
+
+def default_batch_rows(k: int) -> int:
+    """Rows to buffer before a QR update of a k-column factor: 4k (a QR of 5k × k rows costs little more per row
+    than one of all rows at once), but no more than about 64 MB of buffer, and never fewer than k."""
+    return max(k, min(4 * k, (1 << 23) // max(k, 1)))
+
+
+class StreamedQR:
+    """Upper-trapezoidal R with RᵀR = MᵀM, accumulated from row blocks of M (k columns).
+
+    Args:
+        n_columns: k.
+        batch_rows: rows collected before each QR update (default :func:`default_batch_rows`).
+        r: start from this factor (the R of rows folded in elsewhere), with ``n_rows`` rows behind it.
+        n_rows: rows already represented by ``r``.
+
+    Attributes:
+        n_columns: k.
+        n_rows: rows folded in or buffered so far.
+    """
+
+    def __init__(self, n_columns: int, batch_rows: int | None = None, *, r: np.ndarray | None = None,
+                 n_rows: int = 0) -> None:
+        self.n_columns = int(n_columns)
+        if self.n_columns < 1:
+            raise ValueError(f"a QR needs at least one column, got {n_columns}")
+        self.batch_rows = default_batch_rows(self.n_columns) if batch_rows is None else max(1, int(batch_rows))
+        if r is None:
+            r = np.zeros((0, self.n_columns))
+        r = np.asarray(r, dtype=float)
+        if r.ndim != 2 or r.shape[1] != self.n_columns or r.shape[0] > min(int(n_rows), self.n_columns):
+            raise ValueError(f"factor of shape {r.shape} does not fit {n_rows} rows of {self.n_columns} columns")
+        self._r = r
+        self._buffer: list[np.ndarray] = []
+        self._buffered = 0
+        self.n_rows = int(n_rows)
+
+    def update(self, rows: np.ndarray) -> None:
+        """Add rows (m × k, or one row of length k) of M. Non-finite values raise ``ValueError``."""
+        rows = np.atleast_2d(np.asarray(rows, dtype=float))
+        if rows.ndim != 2 or rows.shape[1] != self.n_columns:
+            raise ValueError(f"rows have {rows.shape[-1]} columns, the factor has {self.n_columns}")
+        if not np.all(np.isfinite(rows)):
+            raise ValueError("non-finite values in the rows")
+        if not len(rows):
+            return
+        self._buffer.append(rows)
+        self._buffered += len(rows)
+        self.n_rows += len(rows)
+        if self._buffered >= self.batch_rows:
+            self._flush()
+
+    @property
+    def buffered_rows(self) -> int:
+        """Rows waiting in the buffer (not yet folded into R)."""
+        return self._buffered
+
+    def flush(self) -> None:
+        """Fold the buffered rows into R now (done automatically once ``batch_rows`` are waiting)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        stacked = np.empty((len(self._r) + self._buffered, self.n_columns), order="F")  # factored in place
+        start = 0
+        for block in (self._r, *self._buffer):
+            stacked[start : start + len(block)] = block
+            start += len(block)
+        self._buffer, self._buffered = [], 0
+        self._r = triangular_factor(stacked)
+
+    def merge(self, *others: StreamedQR) -> None:
+        """Fold in the factors of other, disjoint rows (computed elsewhere): one QR of ``[R; R₁; R₂; …]``."""
+        for o in others:
+            if o.n_columns != self.n_columns:
+                raise ValueError(f"cannot merge a factor of {o.n_columns} columns into one of {self.n_columns}")
+        mats = [self.r] + [o.r for o in others]
+        self._r = triangular_factor(np.vstack(mats))
+        self.n_rows += sum(o.n_rows for o in others)
+
+    @classmethod
+    def stacked(cls, factors: Iterable[np.ndarray], n_rows: int, n_columns: int,
+                batch_rows: int | None = None) -> StreamedQR:
+        """The factor of the rows behind several R's (each min(nᵢ, k) × k), ``n_rows`` = Σ nᵢ in total."""
+        mats = [np.asarray(f, dtype=float) for f in factors]
+        stacked = np.vstack(mats) if mats else np.zeros((0, n_columns))
+        return cls(n_columns, batch_rows, r=triangular_factor(stacked), n_rows=n_rows)
+
+    @property
+    def r(self) -> np.ndarray:
+        """The factor R (min(n_rows, k) × k, upper trapezoidal), after folding in any buffered rows."""
+        self._flush()
+        return self._r
+
+    def copy(self) -> StreamedQR:
+        """An independent copy (buffered rows folded in first)."""
+        return StreamedQR(self.n_columns, self.batch_rows, r=self.r.copy(), n_rows=self.n_rows)
