@@ -55,6 +55,8 @@ __all__ = [
     "DescriptorSet",
     "DescriptorStore",
     "EV_PER_A3_IN_BAR",
+    "bispectrum_indices",
+    "chem_equivalent_columns",
     "compute_descriptors",
     "descriptor_key",
     "iter_descriptor_blocks",
@@ -264,6 +266,61 @@ def n_columns_per_element(
     linear = n_bispectrum_components(int(twojmax)) * (int(n_elements) ** 3 if chemflag else 1)
     p = linear + (linear * (linear + 1) // 2 if quadraticflag else 0)
     return p + (0 if bzeroflag else 1)
+
+
+def bispectrum_indices(twojmax: int) -> list[tuple[int, int, int]]:
+    """The (j1, j2, j) of every linear component in LAMMPS' column order (doubled angular momenta)."""
+    return [
+        (j1, j2, j)
+        for j1 in range(twojmax + 1)
+        for j2 in range(j1 + 1)
+        for j in range(j1 - j2, min(twojmax, j1 + j2) + 1, 2)
+        if j >= j1
+    ]
+
+
+def chem_equivalent_columns(twojmax: int, n_elements: int) -> list[np.ndarray]:
+    """Groups of ``chemflag 1`` columns that hold the same descriptor, within one element's linear block.
+
+    With explicit multi-element descriptors, column (κλμ, j1 j2 j) — block index κ·n² + λ·n + μ, then the
+    component — couples the density of element κ at j1 and of λ at j2 to that of μ at j. By the symmetry of the
+    bispectrum, swapping (κ, j1) ↔ (λ, j2) when j1 = j2, or (κ, j1) ↔ (μ, j) when j1 = j, gives the same number,
+    so such columns are identical in every row. A fit spreads its coefficient over them in any proportion, but
+    LAMMPS ``pair_style snap`` is only the gradient of its own energy when the coefficients of a group are equal
+    (its force adjoint assumes so); :func:`~pyiron_mlip_tradeoff.lammps.snap_file_coefficients` therefore
+    writes their mean, which changes no prediction.
+
+    Returns:
+        arrays of column indices (0-based, within the element block, constant column excluded), groups of two or
+        more only.
+    """
+    components = bispectrum_indices(int(twojmax))
+    n = int(n_elements)
+    nb = len(components)
+    parent = list(range(n**3 * nb))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for c, (j1, j2, j) in enumerate(components):
+        for k in range(n):
+            for lam in range(n):
+                for mu in range(n):
+                    here = (k * n * n + lam * n + mu) * nb + c
+                    partners = []
+                    if j1 == j2:
+                        partners.append((lam * n * n + k * n + mu) * nb + c)
+                    if j1 == j:
+                        partners.append((mu * n * n + lam * n + k) * nb + c)
+                    for other in partners:
+                        parent[find(other)] = find(here)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(parent)):
+        groups.setdefault(find(i), []).append(i)
+    return [np.array(g) for g in groups.values() if len(g) > 1]
 
 
 def validate_structures(

@@ -361,3 +361,24 @@ def test_bad_multi_element_input_rejected_before_lammps(monkeypatch, tmp_path, k
     with pytest.raises(error, match=match):
         DescriptorStore.open_or_compute(tmp_path, [_hcp(), odd], 4, **kwargs)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("twojmax", [2, 4])
+def test_chem_equivalent_columns_are_the_identical_columns(twojmax):
+    from pyiron_mlip_tradeoff.descriptors import chem_equivalent_columns
+
+    cells = [_alloy(6), _alloy(7)]
+    d = compute_descriptors(cells, twojmax, chemflag=1, quadraticflag=0, bzeroflag=1, virial=True, **TWO)
+    x = np.vstack([d.energy_rows, d.force_rows, d.virial_rows])
+    p = x.shape[1] // 2
+    for block in (0, p):  # both elements' blocks have the same duplicates
+        cols = x[:, block : block + p]
+        found, seen = set(), set()
+        for i in range(p):
+            if i not in seen:
+                same = np.flatnonzero(np.all(np.abs(cols - cols[:, [i]]) <= 1e-12 * np.abs(cols[:, i]).max(), axis=0))
+                seen.update(same.tolist())
+                if same.size > 1:
+                    found.add(tuple(same.tolist()))
+        assert found == {tuple(sorted(g.tolist())) for g in chem_equivalent_columns(twojmax, 2)}
+        assert found  # there are duplicates to find

@@ -11,64 +11,29 @@ The data are read from ``<repo>/../shared/data`` or ``/work/shared/data``; the t
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _fitsnap_json import (
+    FE_BISPECTRUM,
+    INP_BISPECTRUM,
+    INP_ELEMENTS,
+    INP_PUBLISHED_FLAGS,
+    INP_REFERENCE,
+    ROOT,
+    first_in_group,
+    inp_sample,
+)
 from ase import Atoms
 
 from pyiron_mlip_tradeoff.descriptors import EV_PER_A3_IN_BAR, compute_descriptors
 from pyiron_mlip_tradeoff.reference import reference_contributions
 
-
-def _data_root() -> Path | None:
-    for root in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data", Path("/work/shared/data")):
-        if (root / "fitsnap_examples").is_dir():
-            return root / "fitsnap_examples"
-    return None
-
-
-ROOT = _data_root()
 pytestmark = pytest.mark.skipif(ROOT is None, reason="FitSNAP example data (shared/data/fitsnap_examples) not found")
-
-#: InP-example.in [BISPECTRUM] (JPCA 2020): EME-SNAP, 2Jmax 6
-INP_ELEMENTS = ["In", "P"]
-INP_BISPECTRUM = dict(
-    rcutfac=1.0, rfac0=0.99363, rmin0=0.0, wj=[1.0, 0.9293160905266721],
-    radelem=[3.812045629514403, 3.829453817954964],
-)
-INP_PUBLISHED_FLAGS = dict(wselfallflag=1, chemflag=1, bnormflag=1, quadraticflag=0, bzeroflag=1)
-#: InP-example.in [REFERENCE]
-INP_REFERENCE = {
-    "pair_style": "hybrid/overlay zero 10.0 zbl 4.0 4.2",
-    "pair_coeff": ["* * zero", "1 1 zbl 49 49", "1 2 zbl 49 15", "2 2 zbl 15 15"],
-}
-#: Fe-example.in [BISPECTRUM]
-FE_BISPECTRUM = dict(rcutfac=4.519796866, rfac0=0.99363, rmin0=0.0, wj=1.0, radelem=0.5, wselfallflag=0,
-                     chemflag=0, bzeroflag=1, quadraticflag=0)
-
-
-def read_fitsnap_json(path: Path) -> Atoms:
-    """One FitSNAP JSON file (a comment line, then {"Dataset": {"Data": [one configuration]}}) as ASE Atoms."""
-    text = path.read_text()
-    (data,) = json.loads(text[text.index("\n") :])["Dataset"]["Data"]
-    atoms = Atoms(data["AtomTypes"], positions=data["Positions"], cell=data["Lattice"], pbc=True)
-    assert len(atoms) == data["NumAtoms"]
-    atoms.info["name"] = f"{path.parent.name}/{path.name}"
-    return atoms
-
-
-def _first(group: str, example: str = "InP_JPCA2020") -> Atoms:
-    folder = ROOT / example / "JSON" / group
-    return read_fitsnap_json(sorted(folder.glob("*.json"))[0])
 
 
 @pytest.fixture(scope="module")
 def inp_cells() -> list[Atoms]:
-    """Four InP configurations: wurtzite (4 atoms), sheared zincblende (8), an In vacancy (63), a P interstitial (65)."""
-    wurtzite = read_fitsnap_json(ROOT / "InP_JPCA2020" / "JSON" / "EOS" / "InP_WZ_0GPA.json")
-    return [wurtzite, _first("Shear"), _first("s_vIn"), _first("s_iP")]
+    return inp_sample()
 
 
 def _rotation(atoms: Atoms) -> np.ndarray:
@@ -144,7 +109,7 @@ def test_inp_column_count_of_the_published_model(inp_cells):
 
 
 def test_fe_rows_match_fitsnap():
-    cells = [_first("BCC-HCP-transition", "Fe_Linear_NPJ2021"), _first("EOS_100", "Fe_Linear_NPJ2021")]
+    cells = [first_in_group("BCC-HCP-transition", "Fe_Linear_NPJ2021"), first_in_group("EOS_100", "Fe_Linear_NPJ2021")]
     _, errors = _compare_rows(cells, 6, ["Fe"], FE_BISPECTRUM)
     assert max(errors.values()) < 1e-10, errors
 
