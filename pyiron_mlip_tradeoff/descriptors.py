@@ -561,11 +561,42 @@ def _with_constants(rows: np.ndarray, constants: np.ndarray, n_elements: int) ->
 
 
 def _blocks(
-    structures: list[Atoms], settings: dict, elements: Sequence[str], virial: bool
+    structures: list[Atoms], settings: dict, elements: Sequence[str], virial: bool, n_workers: int = 1
 ) -> Iterator[DescriptorBlock]:
+    if n_workers > 1 and len(structures) > 1:
+        yield from _parallel_blocks(structures, settings, elements, virial, n_workers)
+        return
     with _SnapEngine(settings, elements, virial) as engine:
         for index, atoms in enumerate(structures):
             yield engine.compute(index, atoms)
+
+
+def _chunk_blocks(task: tuple) -> list[DescriptorBlock]:
+    """Worker: the blocks of one chunk of configurations (own LAMMPS instance)."""
+    first, structures, settings, elements, virial = task
+    with _SnapEngine(settings, elements, virial) as engine:
+        return [engine.compute(first + k, atoms) for k, atoms in enumerate(structures)]
+
+
+def _parallel_blocks(
+    structures: list[Atoms], settings: dict, elements: Sequence[str], virial: bool, n_workers: int
+) -> Iterator[DescriptorBlock]:
+    """Blocks from ``n_workers`` processes (spawned, one LAMMPS each), chunks of configurations, in input order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    n_chunks = min(len(structures), 4 * n_workers)
+    bounds = np.linspace(0, len(structures), n_chunks + 1).astype(int)
+    tasks = [(int(a), structures[a:b], settings, tuple(elements), virial) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for chunk in pool.map(_chunk_blocks, tasks):
+            yield from chunk
+
+
+def _check_workers(n_workers) -> int:
+    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive integer, got {n_workers!r}")
+    return int(n_workers)
 
 
 def iter_descriptor_blocks(
@@ -575,6 +606,7 @@ def iter_descriptor_blocks(
     element: str | None = None,
     elements: Sequence[str] | None = None,
     virial: bool = False,
+    n_workers: int = 1,
     **settings,
 ) -> Iterator[DescriptorBlock]:
     """Descriptor blocks of ``structures``, one configuration at a time, from one LAMMPS instance.
@@ -588,6 +620,7 @@ def iter_descriptor_blocks(
         element: one-element shorthand for ``elements=[element]`` (default ``"Be"``).
         elements: chemical symbols in model order (LAMMPS types 1, 2, …; FitSNAP's ``type``).
         virial: also compute the 6 virial rows per configuration.
+        n_workers: worker processes (each its own LAMMPS, chunks of configurations; 1: in this process).
         **settings: FitSNAP ``[BISPECTRUM]`` settings, see :func:`resolve_settings`.
 
     Yields:
@@ -596,7 +629,7 @@ def iter_descriptor_blocks(
     names = resolve_elements(element, elements)
     resolved = resolve_settings(twojmax, settings, len(names))
     structures = validate_structures(structures, elements=names)
-    return _blocks(structures, resolved, names, bool(virial))
+    return _blocks(structures, resolved, names, bool(virial), _check_workers(n_workers))
 
 
 @dataclass
@@ -722,6 +755,7 @@ def compute_descriptors(
     elements: Sequence[str] | None = None,
     virial: bool = False,
     cache_dir: str | os.PathLike | None = None,
+    n_workers: int = 1,
     **settings,
 ) -> DescriptorSet:
     """qSNAP descriptors of ``structures`` in memory (see the module docstring for the row conventions).
@@ -736,6 +770,7 @@ def compute_descriptors(
         virial: also compute the 6 virial rows per configuration.
         cache_dir: folder of cached HDF5 stores; when given the descriptors are computed once per (structures,
             elements, settings) and read back from there afterwards (see :meth:`DescriptorStore.open_or_compute`).
+        n_workers: worker processes for the LAMMPS work (chunks of configurations; same rows, any count).
         **settings: FitSNAP ``[BISPECTRUM]`` settings (``rcutfac``, ``rfac0``, ``rmin0``, ``wj``, ``radelem``,
             ``bzeroflag``, ``quadraticflag``, ``switchflag``, ``bnormflag``, ``wselfallflag``, ``chemflag``).
 
@@ -748,15 +783,15 @@ def compute_descriptors(
     names = resolve_elements(element, elements)
     if cache_dir is not None:
         store = DescriptorStore.open_or_compute(
-            cache_dir, structures, twojmax, elements=names, virial=virial, **settings
+            cache_dir, structures, twojmax, elements=names, virial=virial, n_workers=n_workers, **settings
         )
         return store.load()
     resolved = resolve_settings(twojmax, settings, len(names))
     structures = validate_structures(structures, elements=names)
     n_atoms = np.array([len(a) for a in structures], dtype=np.int64)
     p = _width(resolved, len(names))
-    energy, forces, virials, volumes = _collect(_blocks(structures, resolved, names, bool(virial)), n_atoms, p,
-                                                virial)
+    blocks = _blocks(structures, resolved, names, bool(virial), _check_workers(n_workers))
+    energy, forces, virials, volumes = _collect(blocks, n_atoms, p, virial)
     return DescriptorSet(energy, forces, n_atoms, int(twojmax), resolved, names, virials, volumes)
 
 
@@ -841,6 +876,7 @@ class DescriptorStore:
         element: str | None = None,
         elements: Sequence[str] | None = None,
         virial: bool = False,
+        n_workers: int = 1,
         **settings,
     ) -> DescriptorStore:
         """Compute the descriptors of ``structures`` block by block straight into a new store at ``path``.
@@ -852,6 +888,7 @@ class DescriptorStore:
 
         names = resolve_elements(element, elements)
         resolved = resolve_settings(twojmax, settings, len(names))
+        n_workers = _check_workers(n_workers)
         structures = validate_structures(structures, elements=names)
         key = descriptor_key(structures, twojmax, elements=names, **settings)
         n_atoms = np.array([len(a) for a in structures], dtype=np.int64)
@@ -878,7 +915,7 @@ class DescriptorStore:
                 virials = (
                     f.create_dataset("virial_rows", (6 * n, p), "f8", chunks=_chunk_rows(6 * n, p)) if virial else None
                 )
-                for block in _blocks(structures, resolved, names, bool(virial)):
+                for block in _blocks(structures, resolved, names, bool(virial), n_workers):
                     i = block.index
                     energy[i] = block.energy_row
                     forces[offsets[i] : offsets[i + 1]] = block.force_rows
@@ -902,6 +939,7 @@ class DescriptorStore:
         element: str | None = None,
         elements: Sequence[str] | None = None,
         virial: bool = False,
+        n_workers: int = 1,
         **settings,
     ) -> DescriptorStore:
         """The cached store for (structures, elements, settings) in ``cache_dir``, computing it first if needed.
@@ -921,7 +959,7 @@ class DescriptorStore:
                 store = None
             if store is not None and store.key == key and (store.has_virial or not virial):
                 return store
-        return cls.create(path, structures, twojmax, elements=names, virial=virial, **settings)
+        return cls.create(path, structures, twojmax, elements=names, virial=virial, n_workers=n_workers, **settings)
 
     # ------------------------------------------------------------------
     def _indices(self, indices: Iterable[int] | None) -> np.ndarray:

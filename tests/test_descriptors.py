@@ -382,3 +382,13 @@ def test_chem_equivalent_columns_are_the_identical_columns(twojmax):
                     found.add(tuple(same.tolist()))
         assert found == {tuple(sorted(g.tolist())) for g in chem_equivalent_columns(twojmax, 2)}
         assert found  # there are duplicates to find
+
+
+def test_worker_processes_give_the_same_rows(cells, tmp_path):
+    one = compute_descriptors(cells, 4, virial=True)
+    store = DescriptorStore.create(tmp_path / "w.h5", cells, 4, virial=True, n_workers=2)  # spawns 2 processes
+    two = store.load()
+    for name in ("energy_rows", "force_rows", "virial_rows", "volumes"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(one, name))
+    with pytest.raises(ValueError, match="n_workers"):
+        compute_descriptors(cells, 4, n_workers=0)
