@@ -1,6 +1,6 @@
 """Benchmark: descriptors (and reference potential) of FitSNAP's whole InP example, ours vs FitSNAP 3.1.0.4.
 
-    nice -n 10 python benchmarks/descriptors_inp.py              # all configurations (several minutes, ~5 GB)
+    nice -n 10 python benchmarks/descriptors_inp.py              # all configurations (minutes, ~1 GB)
     python benchmarks/descriptors_inp.py --limit 60              # a quick look
 
 Data: ``shared/data/fitsnap_examples/InP_JPCA2020`` (JSON, real DFT; read by the test-side reader
@@ -11,20 +11,26 @@ FitSNAP's ``process_configs`` computes, per configuration in a fresh LAMMPS inst
 reference contributions together (compute snap's last column). Ours: :func:`compute_descriptors` (one LAMMPS
 instance, ghost shell of the SNAP cutoff) and :func:`reference_contributions` (one LAMMPS instance). The
 configurations are processed in interleaved chunks (ours, FitSNAP, ours, …) so that a change of machine load hits
-both sides alike; the times are the sums over chunks of the calculation only (FitSNAP's data dictionaries and
-instance set-up excluded). All rows are compared: energy, force and stress rows to 1e-10 relative (per column
+both sides alike. Both run single-threaded (one BLAS thread, set below before numpy loads): FitSNAP multiplies every
+block by a 480 × 480 diagonal matrix, and threaded BLAS on a busy machine would make that, not the descriptors,
+dominate. The times are the sums over chunks of the calculation only (FitSNAP's data dictionaries and instance
+set-up excluded). All rows are compared: energy, force and stress rows to 1e-10 relative (per column
 scale), and the reference contributions against FitSNAP's targets (zero labels, so b = −reference).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")  # one core per side: a fair single-core comparison
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
