@@ -71,14 +71,26 @@ def _voigt_rotate(v: np.ndarray, rot: np.ndarray) -> np.ndarray:
 
 
 class _Worst:
+    """Largest |ours − FitSNAP| per column against the largest |FitSNAP| of that column over ALL configurations.
+
+    (A per-chunk scale would be meaningless where a chunk's rows vanish by symmetry, e.g. forces in perfect
+    crystals, ~1e-14 on both sides.)
+    """
+
     def __init__(self) -> None:
-        self.values: dict[str, float] = {}
+        self.diff: dict[str, np.ndarray] = {}
+        self.scale: dict[str, np.ndarray] = {}
 
     def update(self, name: str, ours: np.ndarray, ref: np.ndarray) -> None:
-        scale = np.abs(ref).max(axis=0) if ref.ndim > 1 else np.abs(ref).max()
-        scale = np.where(scale == 0, 1.0, scale)
-        value = float((np.abs(ours - ref) / scale).max()) if ref.size else 0.0
-        self.values[name] = max(self.values.get(name, 0.0), value)
+        ours, ref = np.atleast_2d(ours.T).T, np.atleast_2d(ref.T).T  # 1-D: one column
+        diff, scale = np.abs(ours - ref).max(axis=0), np.abs(ref).max(axis=0)
+        self.diff[name] = np.maximum(self.diff.get(name, 0.0), diff)
+        self.scale[name] = np.maximum(self.scale.get(name, 0.0), scale)
+
+    @property
+    def values(self) -> dict[str, float]:
+        return {name: float((self.diff[name] / np.where(self.scale[name] == 0, 1.0, self.scale[name])).max())
+                for name in self.diff}
 
 
 def _compare(cells, ours, ref, out, worst: _Worst) -> None:
