@@ -24,7 +24,7 @@ from ase import Atoms
 if TYPE_CHECKING:
     from fitsnap3lib.fitsnap import FitSnap
 
-__all__ = ["fitsnap_settings", "make_fitsnap", "fitsnap_rows"]
+__all__ = ["fitsnap_settings", "make_fitsnap", "fitsnap_rows", "fitsnap_process", "fitsnap_data"]
 
 
 def _ensure_strtobool() -> None:
@@ -75,34 +75,55 @@ def _patch_lammps_instance(lmp) -> None:
     wrapper.extract_atom_darray = extract_atom_darray
 
 
-def fitsnap_settings(
-    twojmax: int, element: str = "Be", pair_cutoff: float = 10.0, **bispectrum: object
-) -> dict:
-    """FitSNAP input dictionary for a unary linear (SVD) fit with the study's qSNAP defaults.
+def _words(value) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return " ".join(f"{float(v):.17g}" if not isinstance(v, str) else v for v in value)
+    return value if isinstance(value, str) else f"{value:.17g}" if isinstance(value, float) else str(value)
 
-    ``pair_cutoff`` (Å) is the cutoff of FitSNAP's reference ``pair_style zero``; it sets LAMMPS' ghost-atom
-    shell (10 Å in FitSNAP's examples; anything above the SNAP cutoff gives the same rows).
+
+def fitsnap_settings(
+    twojmax: int, element: str = "Be", pair_cutoff: float = 10.0, *, elements: Sequence[str] | None = None,
+    reference: Mapping | None = None, **bispectrum: object
+) -> dict:
+    """FitSNAP input dictionary for a linear (SVD) fit with the study's qSNAP defaults.
+
+    Args:
+        twojmax: 2Jmax.
+        element: the element of a unary model (ignored when ``elements`` is given).
+        pair_cutoff: cutoff (Å) of FitSNAP's default reference ``pair_style zero``; it sets LAMMPS' ghost-atom
+            shell (10 Å in FitSNAP's examples; anything above the SNAP cutoff gives the same rows).
+        elements: element symbols in type order (FitSNAP ``type``).
+        reference: a reference-potential spec ``{"pair_style": str, "pair_coeff": [str, ...]}`` written as
+            FitSNAP's ``[REFERENCE]`` ``pair_style`` and ``pair_coeff1``, ``pair_coeff2``, …
+        **bispectrum: further ``[BISPECTRUM]`` keys; lists (``radelem``, ``wj``) become space-separated words.
     """
+    names = list(elements) if elements is not None else [element]
     spec = {
-        "numTypes": 1,
-        "twojmax": twojmax,
+        "numTypes": len(names),
+        "twojmax": " ".join([str(int(twojmax))] * len(names)),  # FitSNAP wants one 2Jmax per element
         "rcutfac": 4.812302818,
         "rfac0": 0.99363,
         "rmin0": 0.0,
         "wj": 1.0,
         "radelem": 0.5,
-        "type": element,
+        "type": " ".join(names),
         "bzeroflag": 0,
         "quadraticflag": 1,
     }
     spec.update(bispectrum)
+    spec = {key: _words(value) for key, value in spec.items()}
+    ref = {"units": "metal", "atom_style": "atomic"}
+    if reference is None:
+        ref.update({"pair_style": f"zero {pair_cutoff:g}", "pair_coeff": "* *"})
+    else:
+        ref["pair_style"] = reference["pair_style"]
+        for i, line in enumerate(reference["pair_coeff"], start=1):
+            ref[f"pair_coeff{i}"] = line
     return {
         "BISPECTRUM": spec,
         "CALCULATOR": {"calculator": "LAMMPSSNAP", "energy": 1, "force": 1, "stress": 1},
         "SOLVER": {"solver": "SVD"},
-        "REFERENCE": {
-            "units": "metal", "atom_style": "atomic", "pair_style": f"zero {pair_cutoff:g}", "pair_coeff": "* *"
-        },
+        "REFERENCE": ref,
     }
 
 
@@ -139,6 +160,24 @@ def fitsnap_data(structures: Sequence[Atoms]) -> list[dict]:
     return ase_scraper(labelled)
 
 
+def fitsnap_process(fs: FitSnap, structures: Sequence[Atoms]) -> dict[str, np.ndarray]:
+    """FitSNAP's ``process_configs`` on bare structures (zero labels): its A matrix, targets b and row types.
+
+    With zero labels FitSNAP's targets are minus its reference potential's contributions: b = −E_ref / N on
+    energy rows, −F_ref on force rows (eV/Å, FitSNAP's rotated frame) and −1.6021765e6 · W_ref / V on stress
+    rows (bar, pressure sign, rotated frame).
+
+    Returns:
+        ``{"a": (rows, p), "b": (rows,), "row_type": (rows,) of "Energy"/"Force"/"Stress"}``.
+    """
+    data = fitsnap_data(structures)
+    fs.process_configs(data)
+    a = np.array(fs.pt.shared_arrays["a"].array, copy=True)
+    b = np.array(fs.pt.shared_arrays["b"].array, copy=True)
+    row_type = np.asarray(fs.pt.fitsnap_dict["Row_Type"])
+    return {"a": a, "b": b, "row_type": row_type}
+
+
 def fitsnap_rows(fs: FitSnap, structures: Sequence[Atoms]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Energy rows, force rows (FitSNAP's LAMMPS frame) and stress rows computed by FitSNAP's ``process_configs``.
 
@@ -146,8 +185,6 @@ def fitsnap_rows(fs: FitSnap, structures: Sequence[Atoms]) -> tuple[np.ndarray, 
         ``(energy_rows, force_rows, stress_rows)``; force rows are 3·N_m per configuration in FitSNAP's rotated
         (LAMMPS) frame, stress rows 6 per configuration in FitSNAP's units (bar, divided by the volume).
     """
-    data = fitsnap_data(structures)
-    fs.process_configs(data)
-    a = np.array(fs.pt.shared_arrays["a"].array, copy=True)
-    row_type = np.asarray(fs.pt.fitsnap_dict["Row_Type"])
+    out = fitsnap_process(fs, structures)
+    a, row_type = out["a"], out["row_type"]
     return a[row_type == "Energy"], a[row_type == "Force"], a[row_type == "Stress"]

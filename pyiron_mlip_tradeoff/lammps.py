@@ -1,9 +1,14 @@
 """LAMMPS side of a fitted qSNAP model: ``pair_style snap`` potential files, checks, MD input and MD output.
 
 A fitted coefficient vector β (eV) in the descriptor column order of :mod:`pyiron_mlip_tradeoff.descriptors`
-(constant column first, then the linear bispectrum components, then the quadratic products, exactly the order of
-LAMMPS ``compute snap``) is what ``pair_style snap`` reads from a ``.snapcoeff`` file: per-atom energy
-E_i = β_0 + Σ_k β_k B_k,i (+ quadratic terms). The ``.snapparam`` file carries the descriptor settings.
+(per element: constant column first with ``bzeroflag 0``, then the linear bispectrum components, then the
+quadratic products, exactly the order of LAMMPS ``compute snap``) is what ``pair_style snap`` reads from a
+``.snapcoeff`` file, one block per element: per-atom energy E_i = β_0,e + Σ_k β_k,e B_k,i (+ quadratic terms)
+for an atom of element e. The ``.snapparam`` file carries the descriptor settings; per-element ``radelem`` and
+``wj`` are in the ``.snapcoeff``. A reference potential (FitSNAP ``[REFERENCE]``, see
+:mod:`pyiron_mlip_tradeoff.reference`) is combined as ``pair_style hybrid/overlay <reference> snap``
+(:func:`pair_style_lines`, :func:`write_potential_include`), so LAMMPS runs the model exactly as it was fitted:
+``tests/test_potential_export.py`` shows LAMMPS energy, forces and stress = rows · β + reference to 1e-8.
 
 Besides writing and reading those files, this module holds what an MD speed and stability measurement needs
 without pyiron: checks of a potential and of MD settings that fail before LAMMPS starts
@@ -27,10 +32,23 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from .descriptors import DEFAULT_SETTINGS, lammps_frame, n_columns, resolve_settings
+from .descriptors import (
+    DEFAULT_SETTINGS,
+    chem_equivalent_columns,
+    lammps_frame,
+    n_columns,
+    n_columns_per_element,
+    per_element,
+    resolve_elements,
+    resolve_settings,
+)
 
 __all__ = [
     "write_snap_potential",
+    "snap_file_coefficients",
+    "write_potential_include",
+    "SnapElement",
+    "read_snapcoeff_elements",
     "read_snapcoeff",
     "read_snapparam",
     "pair_style_lines",
@@ -57,7 +75,7 @@ __all__ = [
 
 #: snapparam keywords LAMMPS ``pair_style snap`` understands, in the order written
 _PARAM_KEYS = ("rcutfac", "twojmax", "rfac0", "rmin0", "quadraticflag", "bzeroflag", "switchflag", "bnormflag",
-               "wselfallflag")
+               "wselfallflag", "chemflag")
 
 
 def _fmt(value) -> str:
@@ -67,57 +85,226 @@ def _fmt(value) -> str:
     return repr(float(value))
 
 
+def _model_elements(element: str | None, elements: Sequence[str] | None) -> tuple[str, ...]:
+    return resolve_elements(element, elements)
+
+
+def _resolve(twojmax: int, settings: Mapping | None, n_elements: int) -> dict:
+    return resolve_settings(twojmax, {k: v for k, v in dict(settings or {}).items() if k != "twojmax"}, n_elements)
+
+
+def _element_energies(element_energies, names: Sequence[str]) -> np.ndarray:
+    if element_energies is None:
+        return np.zeros(len(names))
+    if isinstance(element_energies, Mapping):
+        unknown = sorted(set(element_energies) - set(names))
+        if unknown:
+            raise ValueError(f"element_energies names {unknown}, which are not among the elements {list(names)}")
+        values = [element_energies.get(name, 0.0) for name in names]
+    else:
+        values = list(np.asarray(element_energies, dtype=float).reshape(-1))
+        if len(values) != len(names):
+            raise ValueError(f"{len(values)} element_energies for {len(names)} elements {list(names)}")
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"element_energies must be finite, got {values.tolist()}")
+    return values
+
+
+def snap_file_coefficients(
+    coefficients: np.ndarray | Sequence[float], twojmax: int, settings: Mapping | None = None, *,
+    element: str | None = None, elements: Sequence[str] | None = None,
+    element_energies: Mapping[str, float] | Sequence[float] | None = None,
+) -> np.ndarray:
+    """The fitted β (descriptor column order) as the per-element blocks of a ``.snapcoeff``.
+
+    ``pair_style snap`` reads, per element, β_0 then one coefficient per bispectrum (and quadratic) term. With
+    ``bzeroflag 0`` β_0 is the fitted constant column; with ``bzeroflag 1`` the descriptors carry no constant
+    column and β_0 is the element's reference energy (``element_energies``, FitSNAP's ``[ESHIFT]``, eV; 0 by
+    default, as in FitSNAP's own files). With ``chemflag 1`` the coefficients of identical columns are replaced by
+    their mean (see :func:`~pyiron_mlip_tradeoff.descriptors.chem_equivalent_columns`): the same model on every
+    descriptor row, and the form for which LAMMPS' forces are the gradient of its energy.
+
+    Returns:
+        (n_elements, 1 + terms) array in element order.
+    """
+    names = _model_elements(element, elements)
+    resolved = _resolve(twojmax, settings, len(names))
+    values = check_coefficients(coefficients, twojmax, resolved, elements=names)
+    blocks = values.reshape(len(names), -1).copy()
+    if resolved["chemflag"]:  # equal coefficients on identical columns: pair snap's forces need it
+        first = 0 if resolved["bzeroflag"] else 1
+        for group in chem_equivalent_columns(twojmax, len(names)):
+            blocks[:, first + group] = blocks[:, first + group].mean(axis=1, keepdims=True)
+    if resolved["bzeroflag"]:
+        blocks = np.concatenate([_element_energies(element_energies, names)[:, None], blocks], axis=1)
+    elif element_energies is not None:
+        raise ValueError("element_energies only apply with bzeroflag 1 (with bzeroflag 0 β_0 is fitted)")
+    return blocks
+
+
 def write_snap_potential(
     prefix: str | os.PathLike, coefficients: np.ndarray, twojmax: int, settings: Mapping | None = None,
-    element: str = "Be", comment: str = "",
+    element: str | None = None, comment: str = "", *, elements: Sequence[str] | None = None,
+    element_energies: Mapping[str, float] | Sequence[float] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<prefix>.snapcoeff`` and ``<prefix>.snapparam`` for a one-element qSNAP model.
+    """Write ``<prefix>.snapcoeff`` and ``<prefix>.snapparam`` for a qSNAP model of one or more elements.
 
     Args:
         prefix: path without suffix; the folder is created.
-        coefficients: β in eV, one per descriptor column (constant column included: ``bzeroflag 0``).
+        coefficients: β in eV, one per descriptor column (the column order of
+            :mod:`~pyiron_mlip_tradeoff.descriptors`: per element, constant column first when ``bzeroflag`` is 0).
         twojmax: 2Jmax of the descriptors.
-        settings: descriptor settings (FitSNAP ``[BISPECTRUM]`` names); defaults are the study's.
-        element: chemical symbol.
+        settings: descriptor settings (FitSNAP ``[BISPECTRUM]`` names; ``radelem``/``wj`` one value or one per
+            element); defaults are the study's.
+        element: one-element shorthand for ``elements=[element]`` (default ``"Be"``).
         comment: one line written into the file headers.
+        elements: element symbols in model order (written in this order; LAMMPS maps types by these names).
+        element_energies: β_0 per element with ``bzeroflag 1`` (see :func:`snap_file_coefficients`).
 
     Returns:
         Paths of the ``.snapcoeff`` and ``.snapparam`` files.
 
     Raises:
-        ValueError: when the number of coefficients does not match 2Jmax and the quadratic setting.
+        ValueError: when the number of coefficients does not match the elements and settings.
     """
-    resolved = resolve_settings(twojmax, {k: v for k, v in dict(settings or {}).items() if k != "twojmax"})
-    coefficients = check_coefficients(coefficients, twojmax, resolved)
+    names = _model_elements(element, elements)
+    resolved = _resolve(twojmax, settings, len(names))
+    blocks = snap_file_coefficients(coefficients, twojmax, resolved, elements=names,
+                                    element_energies=element_energies)
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     header = f"# qSNAP potential written by pyiron_mlip_tradeoff{': ' + comment if comment else ''}\n"
     coeff_path = prefix.with_name(prefix.name + ".snapcoeff")
-    lines = [header, f"1 {coefficients.size}\n", f"{element} {_fmt(resolved['radelem'])} {_fmt(resolved['wj'])}\n"]
-    lines += [f"{_fmt(value)}\n" for value in coefficients]
+    radelem = per_element(resolved, "radelem", len(names))
+    wj = per_element(resolved, "wj", len(names))
+    lines = [header, f"{len(names)} {blocks.shape[1]}\n"]
+    for name, r, w, block in zip(names, radelem, wj, blocks, strict=True):
+        lines.append(f"{name} {_fmt(r)} {_fmt(w)}\n")
+        lines += [f"{_fmt(value)}\n" for value in block]
     coeff_path.write_text("".join(lines))
     param_path = prefix.with_name(prefix.name + ".snapparam")
     params = {key: resolved[key] for key in _PARAM_KEYS if key in resolved}
     params["twojmax"] = int(twojmax)
+    if not params.get("chemflag"):
+        params.pop("chemflag", None)  # one-element files stay as before
     param_path.write_text(header + "".join(f"{key} {_fmt(value)}\n" for key, value in params.items()))
     return coeff_path, param_path
 
 
+@dataclass(frozen=True)
+class SnapElement:
+    """One element's block of a ``.snapcoeff``: symbol, radius ``radelem``, weight ``wj``, β_0 and the rest (eV)."""
+
+    name: str
+    radelem: float
+    wj: float
+    coefficients: np.ndarray = field(repr=False)
+
+
+def read_snapcoeff_elements(path: str | os.PathLike) -> list[SnapElement]:
+    """All element blocks of a ``.snapcoeff`` file (ours or FitSNAP's; ``#`` comments are ignored).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a malformed header, element line or coefficient, or a wrong count; the message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SNAP coefficient file {path} does not exist")
+    rows = [line.split("#", 1)[0].split() for line in path.read_text().splitlines()]
+    rows = [r for r in rows if r]
+    try:
+        n_elements, n_coeff = int(rows[0][0]), int(rows[0][1])
+    except (IndexError, ValueError):
+        raise ValueError(f"{path}: the first line must be '<number of elements> <coefficients per element>'") from None
+    elements, k = [], 1
+    for _ in range(n_elements):
+        try:
+            name, radelem, wj = rows[k][0], float(rows[k][1]), float(rows[k][2])
+            values = np.array([float(r[0]) for r in rows[k + 1 : k + 1 + n_coeff]])
+        except (IndexError, ValueError):
+            raise ValueError(f"{path}: element block {len(elements) + 1} is malformed (line '{' '.join(rows[k]) if k < len(rows) else ''}')") from None
+        if values.size != n_coeff:
+            raise ValueError(f"{path}: header announces {n_coeff} coefficients per element, {name} has {values.size}")
+        elements.append(SnapElement(name, radelem, wj, values))
+        k += 1 + n_coeff
+    if k != len(rows):
+        raise ValueError(f"{path}: {len(rows) - k} lines after the {n_elements} announced element block(s)")
+    return elements
+
+
 def read_snapcoeff(path: str | os.PathLike) -> tuple[str, np.ndarray]:
     """Element symbol and coefficients (eV) of a one-element ``.snapcoeff`` file."""
-    rows = [line.split() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
-    n_elements, n_coeff = int(rows[0][0]), int(rows[0][1])
-    if n_elements != 1:
-        raise ValueError(f"{path}: only one-element potentials are supported, found {n_elements}")
-    values = np.array([float(r[0]) for r in rows[2 : 2 + n_coeff]])
-    if values.size != n_coeff:
-        raise ValueError(f"{path}: header announces {n_coeff} coefficients, found {values.size}")
-    return rows[1][0], values
+    blocks = read_snapcoeff_elements(path)
+    if len(blocks) != 1:
+        raise ValueError(f"{path}: a one-element file was expected, found {len(blocks)} elements "
+                         f"{[b.name for b in blocks]} (use read_snapcoeff_elements)")
+    return blocks[0].name, blocks[0].coefficients
 
 
-def pair_style_lines(coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str = "Be") -> list[str]:
-    """LAMMPS input lines that use the potential."""
-    return ["pair_style snap\n", f"pair_coeff * * {Path(coeff_path).name} {Path(param_path).name} {element}\n"]
+def _reference_pair(reference: Mapping) -> tuple[str, list[str]]:
+    """(hybrid/overlay sub-style words, pair_coeff lines naming their sub-style) of a reference spec."""
+    from .reference import _spec
+
+    style, coeffs = _spec(reference)
+    words = style.split()
+    if words[0] == "hybrid/overlay":
+        body = " ".join(words[1:])
+    elif words[0].startswith("hybrid"):
+        raise ValueError(f"reference pair_style {style!r}: only plain styles or hybrid/overlay can be combined with snap")
+    else:
+        body = style
+        coeffs = [" ".join(line.split()[:2] + [words[0]] + line.split()[2:]) for line in coeffs]
+    if "snap" in body.split():
+        raise ValueError(f"reference pair_style {style!r} already contains snap")
+    return body, coeffs
+
+
+def pair_style_lines(
+    coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str | None = None, *,
+    elements: Sequence[str] | None = None, reference: Mapping | None = None, absolute: bool = False,
+) -> list[str]:
+    """LAMMPS input lines that use the potential (file names relative unless ``absolute``).
+
+    Without a reference: ``pair_style snap`` and one ``pair_coeff``. With a reference spec
+    (``{"pair_style": …, "pair_coeff": […]}``, see :mod:`~pyiron_mlip_tradeoff.reference`):
+    ``pair_style hybrid/overlay <reference sub-styles> snap``, the reference ``pair_coeff`` lines (a plain
+    reference style gets its name inserted as the sub-style), then ``pair_coeff * * snap …`` — the model exactly
+    as it was fitted (reference + SNAP).
+    """
+    names = _model_elements(element, elements)
+
+    def name(path):
+        path = Path(path)
+        return f'"{path.absolute()}"' if absolute else path.name
+
+    snap_args = f"{name(coeff_path)} {name(param_path)} {' '.join(names)}"
+    if reference is None:
+        return ["pair_style snap\n", f"pair_coeff * * {snap_args}\n"]
+    body, coeffs = _reference_pair(reference)
+    return [f"pair_style hybrid/overlay {body} snap\n", *(f"pair_coeff {line}\n" for line in coeffs),
+            f"pair_coeff * * snap {snap_args}\n"]
+
+
+def write_potential_include(
+    path: str | os.PathLike, coeff_path: str | os.PathLike, param_path: str | os.PathLike, *,
+    elements: Sequence[str], reference: Mapping | None = None,
+) -> Path:
+    """Write a LAMMPS include file (``include <path>``) with :func:`pair_style_lines` (files named relative
+    to the include's folder when they are in it, absolute otherwise). The reference spec is checked by LAMMPS
+    on a tiny cell first (:func:`~pyiron_mlip_tradeoff.reference.check_reference`)."""
+    from .reference import check_reference
+
+    names = _model_elements(None, elements)
+    if reference is not None:
+        check_reference(reference, names)
+    path = Path(path)
+    same_folder = Path(coeff_path).absolute().parent == Path(param_path).absolute().parent == path.absolute().parent
+    lines = pair_style_lines(coeff_path, param_path, elements=names, reference=reference, absolute=not same_folder)
+    path.write_text("# SNAP model written by pyiron_mlip_tradeoff (reference pair + snap, as fitted)\n"
+                    + "".join(lines))
+    return path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -129,35 +316,45 @@ _LAMMPS_PARAM_DEFAULTS: dict[str, float | int] = {
 }
 
 
-def expected_coefficient_count(twojmax: int, quadraticflag: int = 1, bzeroflag: int = 0) -> int:
+def expected_coefficient_count(
+    twojmax: int, quadraticflag: int = 1, bzeroflag: int = 0, n_elements: int = 1, chemflag: int = 0
+) -> int:
     """Number of values per element in a ``.snapcoeff``: β_0 plus one per bispectrum (and quadratic) term.
 
     ``pair_style snap`` always reads β_0, whatever ``bzeroflag`` says (bzeroflag only changes what the
     descriptors are measured from), so the count is 1 + 14, 30, 55, 91 (linear) or 120, 496, 1596, 4278 (with
-    the quadratic terms) for 2Jmax 4, 6, 8, 10.
+    the quadratic terms) for 2Jmax 4, 6, 8, 10; with ``chemflag 1`` the linear terms are n_elements³ times as
+    many (FitSNAP's InP: 1 + 30 · 8 = 241).
     """
     del bzeroflag  # documented above: it does not change the file's length
-    return n_columns(int(twojmax), quadraticflag=int(quadraticflag), bzeroflag=0)
+    return n_columns_per_element(int(twojmax), int(quadraticflag), 0, int(n_elements), int(chemflag))
 
 
-def check_coefficients(coefficients: np.ndarray | Sequence[float], twojmax: int, settings: Mapping | None = None) -> np.ndarray:
-    """Check a coefficient vector against 2Jmax and the quadratic setting; return it as a float array.
+def check_coefficients(
+    coefficients: np.ndarray | Sequence[float], twojmax: int, settings: Mapping | None = None, *,
+    element: str | None = None, elements: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Check a fitted coefficient vector (descriptor column order) against the model; return it as floats.
 
     Args:
-        coefficients: β in eV, constant term first.
+        coefficients: β in eV, one per descriptor column (per element: constant term first with bzeroflag 0).
         twojmax: 2Jmax of the model.
         settings: descriptor settings (FitSNAP names; the study's defaults fill the gaps).
+        element, elements: the model's element(s) (default ``"Be"``).
 
     Raises:
-        ValueError: wrong number of coefficients for (2Jmax, quadraticflag), or NaN/inf values.
+        ValueError: wrong number of coefficients for (elements, 2Jmax, quadraticflag, chemflag, bzeroflag), or
+            NaN/inf values.
     """
-    resolved = resolve_settings(twojmax, {k: v for k, v in dict(settings or {}).items() if k != "twojmax"})
+    names = _model_elements(element, elements)
+    resolved = _resolve(twojmax, settings, len(names))
     values = np.asarray(coefficients, dtype=float).reshape(-1)
-    expected = expected_coefficient_count(twojmax, resolved["quadraticflag"], resolved["bzeroflag"])
+    expected = n_columns(twojmax, resolved["quadraticflag"], resolved["bzeroflag"], len(names), resolved["chemflag"])
     if values.size != expected:
+        model = f" for {len(names)} elements {list(names)}" if len(names) > 1 else ""
         raise ValueError(
             f"{values.size} coefficients do not match 2Jmax {twojmax} with quadraticflag "
-            f"{resolved['quadraticflag']}: a .snapcoeff needs {expected}"
+            f"{resolved['quadraticflag']}{model}: a .snapcoeff needs {expected}"
         )
     if not np.isfinite(values).all():
         raise ValueError("coefficients contain NaN or inf")
@@ -199,10 +396,12 @@ class SnapPotentialInfo:
 
     Attributes:
         coeff_path, param_path: absolute paths of the ``.snapcoeff`` and ``.snapparam`` files.
-        element: chemical symbol in the ``.snapcoeff``.
+        element: chemical symbol of the first element in the ``.snapcoeff``.
         twojmax: 2Jmax from the ``.snapparam``.
-        settings: descriptor settings (FitSNAP names) from the ``.snapparam`` with LAMMPS' defaults filled in.
-        coefficients: β in eV.
+        settings: descriptor settings (FitSNAP names) from the ``.snapparam`` with LAMMPS' defaults filled in
+            (``radelem``/``wj`` from the ``.snapcoeff``, lists for several elements).
+        coefficients: β in eV as in the file, element blocks one after the other (β_0 first in each).
+        elements: all element symbols of the file, in its order.
     """
 
     coeff_path: Path
@@ -211,30 +410,41 @@ class SnapPotentialInfo:
     twojmax: int
     settings: dict
     coefficients: np.ndarray = field(repr=False)
+    elements: tuple[str, ...] = ()
 
     @property
     def n_coefficients(self) -> int:
-        return int(self.coefficients.size)
+        """Coefficients per element (β_0 included)."""
+        return int(self.coefficients.size // max(1, len(self.elements)))
 
     @property
     def cutoff(self) -> float:
-        """Interaction cut-off in Å (``2 · rcutfac · radelem`` for one element)."""
-        return 2.0 * float(self.settings["rcutfac"]) * float(self.settings["radelem"])
+        """Largest interaction cut-off in Å (``2 · rcutfac · max(radelem)``)."""
+        radelem = per_element(self.settings, "radelem", max(1, len(self.elements)))
+        return 2.0 * float(self.settings["rcutfac"]) * max(radelem)
+
+    def model_coefficients(self) -> np.ndarray:
+        """β in the descriptor column order (β_0 dropped per element when ``bzeroflag`` is 1)."""
+        blocks = self.coefficients.reshape(len(self.elements), -1)
+        return (blocks[:, 1:] if self.settings["bzeroflag"] else blocks).reshape(-1)
 
 
 def check_snap_potential(
-    coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str = "Be"
+    coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str | None = None, *,
+    elements: Sequence[str] | None = None,
 ) -> SnapPotentialInfo:
-    """Check that a ``.snapcoeff``/``.snapparam`` pair makes a usable one-element potential for ``element``.
+    """Check that a ``.snapcoeff``/``.snapparam`` pair makes a usable potential for ``elements``.
 
-    Checks, in this order: both files exist; the ``.snapparam`` has ``rcutfac`` and an even ``twojmax`` in 0..10
-    and no multi-element ``chemflag``; the ``.snapcoeff`` is a one-element file for ``element``; its number of
-    coefficients matches 2Jmax and ``quadraticflag``; all coefficients are finite.
+    Checks, in this order: both files exist; the ``.snapparam`` has ``rcutfac`` and an even ``twojmax`` in 0..10;
+    the ``.snapcoeff`` holds exactly the elements asked for (``element`` is the one-element shorthand, default
+    ``"Be"``), in any order; its number of coefficients per element matches 2Jmax, ``quadraticflag`` and
+    ``chemflag``; all coefficients are finite.
 
     Raises:
         FileNotFoundError: a file is missing.
         ValueError: any other mismatch, with the file and the expected value in the message.
     """
+    names = _model_elements(element, elements)
     coeff_path, param_path = Path(coeff_path).absolute(), Path(param_path).absolute()
     if not coeff_path.is_file():
         raise FileNotFoundError(f"SNAP coefficient file {coeff_path} does not exist")
@@ -243,33 +453,37 @@ def check_snap_potential(
         if key not in params:
             raise ValueError(f"{param_path}: the required keyword {key!r} is missing")
     merged = {**_LAMMPS_PARAM_DEFAULTS, **params}
-    if int(merged["chemflag"]) != 0:
-        raise ValueError(f"{param_path}: chemflag {merged['chemflag']} (multi-element bispectrum) is not supported")
     twojmax = merged["twojmax"]
     if not isinstance(twojmax, int):
         raise ValueError(f"{param_path}: twojmax must be an integer, got {twojmax!r}")
     try:
-        file_element, coefficients = read_snapcoeff(coeff_path)
-    except (IndexError, ValueError) as err:
-        raise ValueError(f"{coeff_path} is not a valid one-element .snapcoeff file: {err}") from None
-    first = [line.split() for line in coeff_path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-    radelem, wj = (float(first[1][1]), float(first[1][2])) if len(first[1]) >= 3 else (None, None)
-    if file_element != element:
-        raise ValueError(
-            f"{coeff_path} is a potential for {file_element!r}, but the simulation is set up for {element!r}"
-        )
+        blocks = read_snapcoeff_elements(coeff_path)
+    except ValueError as err:
+        raise ValueError(f"{coeff_path} is not a valid .snapcoeff file: {err}") from None
+    file_elements = tuple(b.name for b in blocks)
+    if sorted(file_elements) != sorted(names):
+        found = repr(file_elements[0]) if len(file_elements) == 1 else str(list(file_elements))
+        wanted = repr(names[0]) if len(names) == 1 else str(list(names))
+        raise ValueError(f"{coeff_path} is a potential for {found}, but the simulation is set up for {wanted}")
     known = {k: merged[k] for k in DEFAULT_SETTINGS if k in merged and k not in ("radelem", "wj")}
-    if radelem is not None:
-        known.update(radelem=radelem, wj=wj)
+    known.update(radelem=[b.radelem for b in blocks], wj=[b.wj for b in blocks])
     try:
-        settings = resolve_settings(twojmax, known)
+        settings = resolve_settings(twojmax, known, len(blocks))
     except (TypeError, ValueError) as err:
         raise ValueError(f"{param_path}: {err}") from None
-    try:
-        coefficients = check_coefficients(coefficients, twojmax, settings)
-    except ValueError as err:
-        raise ValueError(f"{coeff_path} with {param_path.name}: {err}") from None
-    return SnapPotentialInfo(coeff_path, param_path, element, int(twojmax), settings, coefficients)
+    expected = expected_coefficient_count(twojmax, settings["quadraticflag"], settings["bzeroflag"], len(blocks),
+                                          settings["chemflag"])
+    count = blocks[0].coefficients.size
+    if count != expected:
+        raise ValueError(
+            f"{coeff_path} with {param_path.name}: {count} coefficients do not match 2Jmax {twojmax} with "
+            f"quadraticflag {settings['quadraticflag']}: a .snapcoeff needs {expected}"
+        )
+    coefficients = np.concatenate([b.coefficients for b in blocks])
+    if not np.isfinite(coefficients).all():
+        raise ValueError(f"{coeff_path}: coefficients contain NaN or inf")
+    return SnapPotentialInfo(coeff_path, param_path, file_elements[0], int(twojmax), settings, coefficients,
+                             file_elements)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -710,40 +924,71 @@ def assess_stability(
 # ---------------------------------------------------------------------------------------------------------------
 # single-point evaluation through pair_style snap
 def evaluate_snap(
-    atoms: Atoms, coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str = "Be",
-    mass: float = 9.012182,
-) -> tuple[float, np.ndarray]:
-    """Energy (eV) and forces (eV/Å, ASE frame, input atom order) of a structure with ``pair_style snap``.
+    atoms: Atoms, coeff_path: str | os.PathLike, param_path: str | os.PathLike, element: str | None = None,
+    mass: float | None = None, *, elements: Sequence[str] | None = None, reference: Mapping | None = None,
+    stress: bool = False,
+) -> tuple[float, np.ndarray] | tuple[float, np.ndarray, np.ndarray]:
+    """Energy (eV) and forces (eV/Å, ASE frame, input atom order) of a structure with the potential in LAMMPS.
 
-    Runs an in-process LAMMPS (``run 0``) with the potential files; the files are checked first
-    (:func:`check_snap_potential`).
+    Runs an in-process LAMMPS (``run 0``) with the potential files — and the reference pair when ``reference`` is
+    given, through exactly the lines of :func:`pair_style_lines` (``hybrid/overlay <reference> snap``); the files
+    are checked first (:func:`check_snap_potential`).
+
+    Args:
+        atoms: a periodic structure whose species are all in ``elements``.
+        coeff_path, param_path: the potential files.
+        element: one-element shorthand for ``elements=[element]`` (default ``"Be"``).
+        mass: atomic mass (amu) of a one-element model (ASE's masses by default; it does not change the result).
+        elements: element order of the model (LAMMPS types 1, 2, …).
+        reference: reference-potential spec ``{"pair_style": …, "pair_coeff": […]}`` or ``None``.
+        stress: also return the stress (eV/Å³, ASE sign, Voigt xx yy zz yz xz xy).
+
+    Returns:
+        ``(energy, forces)`` or ``(energy, forces, stress)``.
     """
+    from ase.data import atomic_masses, atomic_numbers
+
     from .descriptors import _lammps_instance, validate_structures
 
-    check_snap_potential(coeff_path, param_path, element)
-    (atoms,) = validate_structures([atoms], element)
+    names = _model_elements(element, elements)
+    check_snap_potential(coeff_path, param_path, elements=names)
+    (atoms,) = validate_structures([atoms], elements=names)
+    masses = [float(atomic_masses[atomic_numbers[name]]) for name in names]
+    if mass is not None:
+        if len(names) != 1:
+            raise ValueError("mass= is for one-element models; several elements use ASE's masses")
+        masses = [float(mass)]
+    type_of = {name: i + 1 for i, name in enumerate(names)}
     n = len(atoms)
     lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
     (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
     num = "{:.17g}".format
+    lines = pair_style_lines(coeff_path, param_path, elements=names, reference=reference, absolute=True)
     lmp = _lammps_instance()
     try:
         lmp.commands_string(
             "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
             f"region cell prism 0 {num(ax)} 0 {num(by)} 0 {num(cz)} {num(bx)} {num(cx)} {num(cy)} units box\n"
-            "create_box 1 cell\n"
+            f"create_box {len(names)} cell\n"
         )
-        lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, positions.ravel().tolist())
+        lmp.create_atoms(n, list(range(1, n + 1)), [type_of[x] for x in atoms.get_chemical_symbols()],
+                         positions.ravel().tolist())
         lmp.commands_string(
-            f"mass 1 {num(mass)}\npair_style snap\n"
-            f'pair_coeff * * "{Path(coeff_path).absolute()}" "{Path(param_path).absolute()}" {element}\n'
-            "thermo_style custom step pe\nrun 0\n"
+            "".join(f"mass {i + 1} {num(m)}\n" for i, m in enumerate(masses)) + "".join(lines)
+            + "compute modelvirial all pressure NULL virial\n"
+            "thermo_style custom step pe c_modelvirial[*]\nrun 0\n"
         )
         energy = float(lmp.get_thermo("pe"))
         ids = np.array(lmp.numpy.extract_atom("id"))[:n]
         forces = np.array(lmp.numpy.extract_atom("f"))[:n]
+        pressure = np.array(lmp.numpy.extract_compute("modelvirial", 0, 1), dtype=float)
+        nktv2p = float(lmp.extract_global("nktv2p"))
     finally:
         lmp.close()
     ordered = np.empty_like(forces)
     ordered[ids - 1] = forces
-    return energy, ordered @ rotation.T
+    if not stress:
+        return energy, ordered @ rotation.T
+    xx, yy, zz, xy, xz, yz = pressure / nktv2p  # virial / V in eV/Å³, LAMMPS frame
+    tensor = rotation @ -np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]) @ rotation.T
+    return energy, ordered @ rotation.T, tensor[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]

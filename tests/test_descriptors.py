@@ -256,3 +256,139 @@ def test_force_rows_are_minus_the_gradient_of_the_descriptor_sum():
     gradient = (d.energy_rows[1] - d.energy_rows[2]) * n / (2 * h)  # d(Σ_atoms B)/dz_1
     force_row = d.block(0).force_rows[3 * 1 + 2]  # atom 1, z
     assert _close(force_row[None], -gradient[None], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# several elements
+def _alloy(seed=0):
+    """A rattled 2×2×1 hcp cell with Be and Mg atoms (a two-element test structure)."""
+    atoms = _hcp((2, 2, 1), rattle=0.08, seed=seed)
+    atoms.symbols[[1, 4, 6]] = "Mg"
+    return atoms
+
+
+TWO = dict(elements=["Be", "Mg"], radelem=[0.5, 0.55], wj=[1.0, 0.8])
+
+
+def test_two_elements_columns_and_element_order():
+    cells = [_alloy(1), _alloy(2)]
+    d = compute_descriptors(cells, 4, virial=True, **TWO)
+    per = n_columns(4)  # 120 per element with the defaults
+    assert d.n_columns == 2 * per == n_columns(4, n_elements=2)
+    assert d.elements == ("Be", "Mg")
+    np.testing.assert_array_equal(d.energy_rows[:, [0, per]], [[5 / 8, 3 / 8]] * 2)  # fractions of the atoms
+    np.testing.assert_array_equal(d.force_rows[:, [0, per]], 0.0)
+    # swapping the element order (with its per-element settings) swaps the two column blocks
+    swapped = compute_descriptors(cells, 4, virial=True, elements=["Mg", "Be"], radelem=[0.55, 0.5], wj=[0.8, 1.0])
+    for ours, theirs in ((d.energy_rows, swapped.energy_rows), (d.force_rows, swapped.force_rows),
+                         (d.virial_rows, swapped.virial_rows)):
+        assert _close(ours, np.concatenate([theirs[:, per:], theirs[:, :per]], axis=1), rtol=1e-12)
+    # the second element's block is not a copy of the first
+    assert not np.allclose(d.energy_rows[:, 1:per], d.energy_rows[:, per + 1 :])
+    # explicit multi-element: 8 element triples per element, no quadratic terms
+    eme = compute_descriptors(cells, 4, chemflag=1, quadraticflag=0, bzeroflag=1, **TWO)
+    assert eme.n_columns == 2 * 14 * 8 == n_columns(4, 0, 1, n_elements=2, chemflag=1)
+
+
+def test_bzeroflag_subtracts_the_isolated_atom():
+    alone = Atoms("BeMg", positions=[[0, 0, 0], [12, 12, 12]], cell=[25, 25, 25], pbc=True)  # no neighbours
+    crowded = _alloy(3)
+    zero = compute_descriptors([alone, crowded], 4, quadraticflag=0, bzeroflag=1, **TWO)
+    np.testing.assert_allclose(zero.energy_rows[0], 0.0, atol=1e-14)
+    plain = compute_descriptors([alone, crowded], 4, quadraticflag=0, bzeroflag=0, **TWO)
+    # bzeroflag 0 rows (constant columns dropped) minus the isolated atoms' rows = bzeroflag 1 rows
+    keep = np.ones(plain.n_columns, bool)
+    keep[[0, plain.n_columns // 2]] = False
+    n_be, n_mg = 5, 3
+    isolated = plain.energy_rows[0, keep] * 2  # one atom of each element, summed
+    shift = np.concatenate([isolated[:14] * n_be, isolated[14:] * n_mg]) / 8
+    assert _close(plain.energy_rows[1:, keep] - shift, zero.energy_rows[1:], rtol=1e-12)
+    np.testing.assert_allclose(plain.force_rows[6:, keep], zero.force_rows[6:], rtol=1e-12, atol=1e-14)
+
+
+def test_stress_rows_are_minus_virial_over_volume(cells, tmp_path):
+    d = compute_descriptors(cells[:3], 4, virial=True)
+    volumes = np.array([a.get_volume() for a in cells[:3]])
+    np.testing.assert_allclose(d.volumes, volumes, rtol=1e-12)
+    np.testing.assert_allclose(d.stress_rows, -d.virial_rows / np.repeat(volumes, 6)[:, None], rtol=1e-14)
+    np.testing.assert_array_equal(d.block(1).stress_rows, d.stress_rows[6:12])
+    store = DescriptorStore.create(tmp_path / "s.h5", cells[:3], 4, virial=True)
+    np.testing.assert_array_equal(store.load().stress_rows, d.stress_rows)
+    with pytest.raises(ValueError, match="virial"):
+        _ = compute_descriptors(cells[:1], 4).stress_rows
+
+
+def test_two_element_store_and_cache_key(tmp_path, monkeypatch):
+    cells = [_alloy(4), _alloy(5)]
+    d = compute_descriptors(cells, 4, **TWO)
+    cached = compute_descriptors(cells, 4, cache_dir=tmp_path, **TWO)
+    np.testing.assert_array_equal(cached.force_rows, d.force_rows)
+    assert cached.elements == ("Be", "Mg") and DescriptorStore(next(tmp_path.glob("*.h5"))).elements == ("Be", "Mg")
+    key = descriptor_key(cells, 4, **TWO)
+    assert key != descriptor_key(cells, 4, elements=["Mg", "Be"], radelem=[0.5, 0.55], wj=[1.0, 0.8])
+    assert key != descriptor_key(cells, 4, elements=["Be", "Mg"], radelem=[0.5, 0.55], wj=[1.0, 0.9])
+    assert key != descriptor_key(cells, 4, chemflag=1, quadraticflag=0, **TWO)
+    assert descriptor_key(cells[:1], 4) == descriptor_key(cells[:1], 4, element="Be") == descriptor_key(
+        cells[:1], 4, elements=["Be"])
+    _no_lammps(monkeypatch)
+    np.testing.assert_array_equal(compute_descriptors(cells, 4, cache_dir=tmp_path, **TWO).energy_rows,
+                                  d.energy_rows)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"elements": ["Be", "Mg"], "radelem": [0.5, 0.5, 0.5]}, ValueError, r"radelem has 3 values.*2 element"),
+        ({"elements": ["Be", "Mg"], "wj": [1.0]}, ValueError, r"wj has 1 values"),
+        ({"elements": ["Be", "Mg"], "wj": [1.0, -1.0]}, ValueError, "wj must be positive"),
+        ({"elements": ["Be", "Xx"]}, ValueError, "unknown chemical symbol 'Xx'"),
+        ({"elements": ["Be", "Be"]}, ValueError, "repeat"),
+        ({"elements": []}, ValueError, "empty"),
+        ({"elements": ["Be", "Mg"], "element": "Be"}, ValueError, "disagree"),
+        ({"elements": ["Be", "Mg"], "chemflag": 1}, ValueError, "chemflag 1 with quadraticflag 1"),
+        ({"elements": ["Be", "Mg"], "chemflag": 2, "quadraticflag": 0}, ValueError, "0 or 1"),
+        ({"elements": ["Be"]}, ValueError, r"structure 1 \(odd one\) contains \['Mg'\].*'Be' only"),
+        ({"elements": ["Be", "Al"]}, ValueError, r"structure 1 \(odd one\) contains \['Mg'\].*\['Be', 'Al'\]"),
+    ],
+)
+def test_bad_multi_element_input_rejected_before_lammps(monkeypatch, tmp_path, kwargs, error, match):
+    _no_lammps(monkeypatch)
+    odd = _alloy()
+    odd.info["name"] = "odd one"
+    for call in (compute_descriptors, iter_descriptor_blocks):
+        with pytest.raises(error, match=match):
+            call([_hcp(), odd], 4, **kwargs)
+    with pytest.raises(error, match=match):
+        DescriptorStore.open_or_compute(tmp_path, [_hcp(), odd], 4, **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("twojmax", [2, 4])
+def test_chem_equivalent_columns_are_the_identical_columns(twojmax):
+    from pyiron_mlip_tradeoff.descriptors import chem_equivalent_columns
+
+    cells = [_alloy(6), _alloy(7)]
+    d = compute_descriptors(cells, twojmax, chemflag=1, quadraticflag=0, bzeroflag=1, virial=True, **TWO)
+    x = np.vstack([d.energy_rows, d.force_rows, d.virial_rows])
+    p = x.shape[1] // 2
+    for block in (0, p):  # both elements' blocks have the same duplicates
+        cols = x[:, block : block + p]
+        found, seen = set(), set()
+        for i in range(p):
+            if i not in seen:
+                same = np.flatnonzero(np.all(np.abs(cols - cols[:, [i]]) <= 1e-12 * np.abs(cols[:, i]).max(), axis=0))
+                seen.update(same.tolist())
+                if same.size > 1:
+                    found.add(tuple(same.tolist()))
+        assert found == {tuple(sorted(g.tolist())) for g in chem_equivalent_columns(twojmax, 2)}
+        assert found  # there are duplicates to find
+
+
+def test_worker_processes_give_the_same_rows(cells, tmp_path):
+    one = compute_descriptors(cells, 4, virial=True)
+    store = DescriptorStore.create(tmp_path / "w.h5", cells, 4, virial=True, n_workers=2)  # spawns 2 processes
+    two = store.load()
+    for name in ("energy_rows", "force_rows", "virial_rows", "volumes"):
+        np.testing.assert_array_equal(getattr(two, name), getattr(one, name))
+    with pytest.raises(ValueError, match="n_workers"):
+        compute_descriptors(cells, 4, n_workers=0)
