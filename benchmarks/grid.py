@@ -69,13 +69,12 @@ def get_dataset(path: str | None, cache: Path, n_structures: int):
 
 
 def make_spec(dataset, twojmax: int, repetitions: int):
-    from pyiron_mlip_tradeoff.fitting import complete_split, plan_grid
+    from pyiron_mlip_tradeoff.fitting import dataset_split, plan_grid
 
-    _, test = complete_split(dataset, 0)
-    pool = dataset.n_configs - test.size
+    pool = dataset_split(dataset, 0)[0].size  # the default training pool (50/25/25 split, seed 0)
     sizes = np.unique(np.round(np.geomspace(max(2, pool // 20), pool, 6)).astype(int)).tolist()
     return plan_grid(dataset, sizes, twojmax=[twojmax], sampling=["energy", "block", "random"],
-                     repetitions=repetitions, test_indices=test)
+                     repetitions=repetitions)
 
 
 def run_ours(dataset, spec, descriptors) -> tuple[float, float, list]:

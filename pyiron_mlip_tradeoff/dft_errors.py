@@ -1,6 +1,8 @@
 """How far each precision level is from the reference level: the study's Table 3 and Fig. 3 on any dataset.
 
-For level k against the reference level (the dataset's top level unless given), with per-atom energy
+For level k against the reference level (given, or by default the dataset's most precise level by its DFT settings:
+densest k-mesh, then highest cutoff — :func:`~pyiron_mlip_tradeoff.reference_level.most_precise_level`; an
+ambiguous ladder is refused), with per-atom energy
 differences d_m = (E_k,m − E_ref,m) / N_m:
 
 * ``energy_rmse``          — RMS of d_m (unshifted), meV/atom;
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .dataset import DatasetError, LadderDataset
+from .reference_level import resolve_reference_level
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -41,19 +44,23 @@ def ground_state_index(dataset: LadderDataset) -> int:
 def dft_error_table(
     dataset: LadderDataset, reference_level: int | None = None, ground_state: int | None = None
 ) -> pd.DataFrame:
-    """Errors of every level against ``reference_level`` (default: the top level); one row per level.
+    """Errors of every level against ``reference_level``; one row per level.
 
     Args:
         dataset: a complete dataset (no failed calculations).
-        reference_level: label of the reference level.
+        reference_level: label of the reference level (default: the most precise level by its settings).
         ground_state: configuration index of the ground-state crystal for the bulk shift (default from metadata).
 
     Returns:
         DataFrame indexed by ``level`` with columns ``energy_rmse``, ``energy_rmse_bulk``, ``energy_rmse_mean``
-        (meV/atom), ``force_rmse`` (meV/Å), ``seconds_per_config`` (s), ``n_configs``.
+        (meV/atom), ``force_rmse`` (meV/Å), ``seconds_per_config`` (wall s), ``core_seconds_per_config``
+        (CPU s), ``n_configs``; ``table.attrs["reference_level"]`` is the reference level used.
+
+    Raises:
+        ValueError: a reference level not in the dataset, or an ambiguous ladder without one.
     """
     dataset.require_complete()
-    reference_level = dataset.levels[-1] if reference_level is None else reference_level
+    reference_level = resolve_reference_level(dataset, reference_level)
     ref = dataset.level_index(reference_level)
     gs = ground_state_index(dataset) if ground_state is None else int(ground_state)
     per_atom = dataset.energy / dataset.n_atoms[None, :]
@@ -75,13 +82,16 @@ def dft_error_table(
                 "n_configs": dataset.n_configs,
             }
         )
-    return pd.DataFrame(rows).set_index("level")
+    table = pd.DataFrame(rows).set_index("level")
+    table.attrs["reference_level"] = reference_level
+    return table
 
 
 def plot_level_vs_reference(
     dataset: LadderDataset, path: str | os.PathLike | None = None, reference_level: int | None = None
 ) -> Figure:
-    """Fig. 3 analogue: per-atom energies and force components of each level against the reference level.
+    """Fig. 3 analogue: per-atom energies and force components of each level against the reference level
+    (default: the most precise level by its settings).
 
     Returns the matplotlib figure; writes it to ``path`` when given.
     """
@@ -91,7 +101,7 @@ def plot_level_vs_reference(
     import matplotlib.pyplot as plt
 
     dataset.require_complete()
-    reference_level = dataset.levels[-1] if reference_level is None else reference_level
+    reference_level = resolve_reference_level(dataset, reference_level)
     ref = dataset.level_index(reference_level)
     others = [i for i in range(dataset.n_levels) if i != ref]
     fig, axes = plt.subplots(2, max(len(others), 1), figsize=(3.2 * max(len(others), 1), 6.4), squeeze=False)

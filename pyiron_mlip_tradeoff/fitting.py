@@ -7,16 +7,23 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
 * :func:`fit_qsnap` — one weighted fit on chosen training configurations, with train and test errors against every
   level of the dataset (a :class:`FitResult`).
 * :func:`run_grid` — the full factorial (training level × subset size × weight ratio × 2Jmax × sampling ×
-  repetition). Descriptors are computed once per 2Jmax, the test-set statistics once per 2Jmax, the statistics of
-  the nested training subsets once per (sampling, repetition) ranking in a single pass, and every (level × weight)
-  fit comes from those statistics: one SVD least-squares solve per weight serves all training levels, a small
+  repetition). Descriptors are computed once per 2Jmax, the validation- and test-set statistics once per 2Jmax,
+  the statistics of each training subset once (folded in configuration-index order, so a grid point is exactly the
+  standalone fit of its set whatever order it was drawn in), and every (level × weight) fit comes from those
+  statistics: one SVD least-squares solve per weight serves all training levels, a small
   subset's factorisation is shared by all weights (``regression.fit_weights``), and the errors of all fits of one
   weight come from one matrix product per set. No dense matrix is ever formed.
   It yields one :class:`GridPoint` per grid point.
 
 Conventions: energies are fitted per atom (E_m / N_m, eV/atom); errors are reported in meV/atom (energy,
-unshifted and shifted by the set's mean per-atom residual) and meV/Å (force components). The *test* errors quoted
-in tables are against the dataset's top level (the largest level label), the stand-in for converged DFT.
+unshifted and shifted by the set's mean per-atom residual) and meV/Å (force components). The errors quoted in
+tables are against the *reference level*, the stand-in for converged DFT: an explicit ``reference_level``, by default
+the dataset's most precise level by its DFT settings (:mod:`~pyiron_mlip_tradeoff.reference_level`).
+
+Three sets of configurations (:func:`split_configurations`, :func:`dataset_split`): the *training pool* that
+training subsets are drawn from, a *validation* set on which recipes are compared and chosen, and a *test* set used
+only to report the chosen recipe's error. The default is a seeded 50/25/25 split by configuration whose training
+pool is exactly the training half of the earlier 50/50 split (the same seed gives the same pool and draws).
 
 Nothing in this module imports pyiron.
 """
@@ -33,7 +40,8 @@ import pandas as pd
 
 from .dataset import LadderDataset
 from .descriptors import DescriptorSet, DescriptorStore, compute_descriptors, resolve_settings
-from .leverage import leverage_scores, ranking, repetition_rng
+from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, check_ridge, leverage_scores, ranking, repetition_rng
+from .reference_level import resolve_reference_level
 from .regression import (
     ConfigurationBlock,
     FitErrors,
@@ -42,12 +50,12 @@ from .regression import (
     errors_many,
     fit,
     fit_weights,
-    statistics_for_nested_subsets,
     statistics_from_blocks,
 )
 
 __all__ = [
     "DEFAULT_WEIGHT_RATIOS",
+    "DEFAULT_SPLIT",
     "SAMPLING_METHODS",
     "ERROR_COLUMNS",
     "TABLE_COLUMNS",
@@ -56,6 +64,9 @@ __all__ = [
     "GridPoint",
     "default_split",
     "complete_split",
+    "split_configurations",
+    "dataset_split",
+    "resolve_split",
     "check_indices",
     "check_weight",
     "dataset_descriptors",
@@ -68,6 +79,10 @@ __all__ = [
 
 #: the study's energy-to-force weight ratios w_E / w_F
 DEFAULT_WEIGHT_RATIOS: tuple[float, ...] = (5.0, 10.0, 12.25, 50.0, 150.0, 300.0)
+#: fractions of the training pool, the validation set and the test set in the default split by configuration
+DEFAULT_SPLIT: tuple[float, float, float] = (0.5, 0.25, 0.25)
+#: the error sets of a fit, in table order
+ERROR_SETS = ("train", "validation", "test")
 #: how training subsets are drawn: ∝ energy-row leverage, ∝ block leverage, uniformly at random
 SAMPLING_METHODS: tuple[str, ...] = ("energy", "block", "random")
 #: columns of :attr:`FitResult.errors`
@@ -75,9 +90,9 @@ ERROR_COLUMNS = ("set", "reference_level", "energy_rmse", "energy_rmse_shifted",
 #: columns of a grid table (:meth:`GridPoint.row`)
 TABLE_COLUMNS = (
     "training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight", "force_weight",
-    "twojmax", "n_train", "n_columns", "rank", "dft_seconds", "reference_level", "test_energy_rmse",
-    "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse", "train_energy_rmse_shifted",
-    "train_force_rmse",
+    "twojmax", "n_train", "n_columns", "rank", "dft_seconds", "reference_level", "validation_energy_rmse",
+    "validation_energy_rmse_shifted", "validation_force_rmse", "test_energy_rmse", "test_energy_rmse_shifted",
+    "test_force_rmse", "train_energy_rmse", "train_energy_rmse_shifted", "train_force_rmse",
 )
 
 
@@ -144,6 +159,13 @@ def _check_complete(dataset: LadderDataset, indices: np.ndarray, name: str) -> N
         )
 
 
+def _check_disjoint(train: np.ndarray, other: np.ndarray, name: str, train_name: str) -> None:
+    common = np.intersect1d(train, other)
+    if common.size:
+        raise ValueError(f"{name} shares {common.size} configuration(s) with {train_name} (first: {int(common[0])}); "
+                         "recipes chosen on a validation set that was trained on would not be honest")
+
+
 def _check_overlap(train: np.ndarray, test: np.ndarray) -> None:
     common = np.intersect1d(train, test)
     if common.size:
@@ -190,6 +212,129 @@ def complete_split(dataset: LadderDataset, seed: int = 0) -> tuple[np.ndarray, n
     complete = np.flatnonzero(~dataset.failed.any(axis=0))
     train, test = default_split(complete.size, seed)
     return complete[train], complete[test]
+
+
+def check_fractions(fractions) -> tuple[float, float, float]:
+    """``(train, validation, test)`` fractions as three positive floats summing to 1; ``ValueError`` otherwise."""
+    if hasattr(fractions, "to_builtin"):
+        fractions = fractions.to_builtin()
+    try:
+        values = tuple(float(f) for f in fractions)
+    except (TypeError, ValueError):
+        raise ValueError(f"split_fractions must be three numbers (training pool, validation, test), got "
+                         f"{fractions!r}") from None
+    if len(values) != 3:
+        raise ValueError(f"split_fractions must be three numbers (training pool, validation, test), got {fractions!r}")
+    if not all(np.isfinite(values)) or any(v <= 0 for v in values):
+        raise ValueError(f"split_fractions {list(values)} leave a set empty: every fraction must be > 0")
+    if abs(sum(values) - 1.0) > 1e-9:
+        raise ValueError(f"split_fractions {list(values)} sum to {sum(values):g}, not 1")
+    return values  # type: ignore[return-value]
+
+
+def _split_counts(n: int, fractions: Sequence[float]) -> list[int]:
+    """Sizes of consecutive sets: ⌈f·n⌉ for all but the last, which gets the rest."""
+    counts, left = [], n
+    for f in fractions[:-1]:
+        k = min(left, int(np.ceil(f * n - 1e-9)))
+        counts.append(k)
+        left -= k
+    counts.append(left)
+    return counts
+
+
+def split_configurations(
+    n_configs: int, fractions: Sequence[float] = DEFAULT_SPLIT, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded three-way split of ``range(n_configs)`` by configuration: ``(pool, validation, test)``, each sorted.
+
+    The training pool gets ⌈f_train·n⌉ configurations, the validation set ⌈f_validation·n⌉, the test set the rest.
+    The permutation is the one of :func:`default_split`, so with f_train = 0.5 the pool is exactly the training
+    half of ``default_split(n_configs, seed)`` and validation ∪ test is its test half.
+
+    Raises:
+        ValueError: fractions that are not three positive numbers summing to 1, a set left empty, a negative seed.
+    """
+    f = check_fractions(fractions)
+    if isinstance(n_configs, bool) or int(n_configs) != n_configs or n_configs < 3:
+        raise ValueError(f"a training/validation/test split needs at least 3 configurations, got {n_configs!r}")
+    if seed is None or int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    n = int(n_configs)
+    counts = _split_counts(n, f)
+    if min(counts) < 1:
+        raise ValueError(f"split_fractions {list(f)} of {n} configurations leave a set empty (sizes {counts})")
+    order = np.random.default_rng([int(seed), 50_50]).permutation(n)
+    a, b = counts[0], counts[0] + counts[1]
+    return tuple(np.sort(part).astype(np.int64) for part in (order[:a], order[a:b], order[b:]))  # type: ignore
+
+
+def dataset_split(
+    dataset: LadderDataset, seed: int = 0, fractions: Sequence[float] = DEFAULT_SPLIT
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split_configurations` over the configurations whose DFT succeeded at every level (dataset indices):
+    ``(pool, validation, test)``."""
+    complete = np.flatnonzero(~dataset.failed.any(axis=0))
+    pool, validation, test = split_configurations(complete.size, fractions, seed)
+    return complete[pool], complete[validation], complete[test]
+
+
+def resolve_split(
+    dataset: LadderDataset,
+    validation_indices: Sequence[int] | None = None,
+    test_indices: Sequence[int] | None = None,
+    fractions: Sequence[float] = DEFAULT_SPLIT,
+    seed: int = 0,
+    train_pool: Sequence[int] | None = None,
+    prefix: str = "",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training pool, validation set and test set of a job: ``(pool, validation, test)`` (dataset indices).
+
+    Sets given explicitly are used as given; the others are cut from the remaining configurations whose DFT
+    succeeded at every level, by the seeded permutation of :func:`split_configurations`, in the proportions of their
+    ``fractions`` (nothing given: exactly :func:`dataset_split`). ``train_pool`` defaults to everything not in the
+    validation or test set.
+
+    Raises:
+        ValueError: bad fractions or indices, a set left empty, configurations whose DFT failed, a validation set
+            that overlaps the training pool or the test set, a test set overlapping the training pool.
+    """
+    f = check_fractions(fractions)
+    seed = _as_int(seed, f"{prefix}split_seed", 0)
+    if validation_indices is None and test_indices is None and train_pool is None:
+        pool, validation, test = dataset_split(dataset, seed, f)
+    else:
+        given = {}
+        for name, value in (("validation_indices", validation_indices), ("test_indices", test_indices),
+                            ("train_pool", train_pool)):
+            if value is not None:
+                given[name] = check_indices(value, dataset.n_configs, prefix + name)
+                _check_complete(dataset, given[name], prefix + name)
+        names = list(given)
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                common = np.intersect1d(given[a], given[b])
+                if common.size:
+                    raise ValueError(f"{prefix}{a} and {prefix}{b} share {common.size} configuration(s) (first: "
+                                     f"{int(common[0])}); the training pool, validation and test sets must be "
+                                     "disjoint")
+        complete = np.flatnonzero(~dataset.failed.any(axis=0))
+        rest = np.setdiff1d(complete, np.concatenate([given[n] for n in names]))
+        rest = rest[np.random.default_rng([seed, 50_50]).permutation(rest.size)]
+        order = ("train_pool", "validation_indices", "test_indices")
+        missing = [n for n in order if n not in given]
+        share = [f[order.index(n)] for n in missing]
+        counts = _split_counts(rest.size, [x / sum(share) for x in share]) if missing else []
+        start = 0
+        for name, k in zip(missing, counts, strict=True):
+            given[name] = np.sort(rest[start:start + k]).astype(np.int64)
+            start += k
+        pool, validation, test = (given[n] for n in order)
+        for name, part in (("training pool", pool), ("validation set", validation), ("test set", test)):
+            if part.size == 0:
+                raise ValueError(f"the {name} is empty: {dataset.n_configs} configurations cannot be split into a "
+                                 f"training pool, a validation and a test set as given")
+    return pool, validation, test
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -279,9 +424,10 @@ class FitResult:
             where the dataset records them, else wall seconds (NaN when the dataset has no timings).
         n_train: number of training configurations.
         training_level, energy_weight, force_weight, twojmax: the recipe.
-        reference_level: the dataset's top level, against which :meth:`summary` quotes test errors.
+        reference_level: the level against which :meth:`summary` quotes errors (by default the dataset's most
+            precise level by its settings; see :mod:`~pyiron_mlip_tradeoff.reference_level`).
         rank: numerical rank of the weighted design (number of singular values kept).
-        train_indices, test_indices: configuration indices used.
+        train_indices, test_indices, validation_indices: configuration indices used.
     """
 
     coefficients: np.ndarray
@@ -297,10 +443,11 @@ class FitResult:
     train_indices: np.ndarray
     test_indices: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
+    validation_indices: np.ndarray | None = None
 
     def error(self, set_name: str = "test", reference_level: int | None = None) -> dict[str, float]:
         """``energy_rmse``, ``energy_rmse_shifted`` (meV/atom) and ``force_rmse`` (meV/Å) of one set against one
-        level (default the top level); NaN when that set was not evaluated."""
+        level (default the reference level); NaN when that set was not evaluated."""
         level = self.reference_level if reference_level is None else int(reference_level)
         rows = self.errors[(self.errors["set"] == set_name) & (self.errors["reference_level"] == level)]
         if rows.empty:
@@ -309,9 +456,10 @@ class FitResult:
         return {k: float(row[k]) for k in ("energy_rmse", "energy_rmse_shifted", "force_rmse")}
 
     def summary(self) -> dict[str, float]:
-        """Flat scalars for tables: ``test_*`` and ``train_*`` errors against the top level."""
+        """Flat scalars for tables: ``validation_*``, ``test_*`` and ``train_*`` errors against the reference level
+        (NaN for a set that was not evaluated)."""
         out = {}
-        for set_name in ("test", "train"):
+        for set_name in ("validation", "test", "train"):
             for key, value in self.error(set_name).items():
                 out[f"{set_name}_{key}"] = value
         return out
@@ -341,6 +489,8 @@ def fit_qsnap(
     *,
     element: str = "Be",
     descriptors: DescriptorSet | DescriptorStore | None = None,
+    validation_indices: Sequence[int] | np.ndarray | None = None,
+    reference_level: int | None = None,
 ) -> FitResult:
     """Fit qSNAP coefficients to one precision level of ``dataset`` on the given training configurations.
 
@@ -364,15 +514,22 @@ def fit_qsnap(
             None: descriptors of the used configurations only, in memory.
         element: chemical symbol.
         descriptors: precomputed descriptors of all dataset structures (``DescriptorSet``/``DescriptorStore``).
+        validation_indices: validation configurations (errors reported as set ``"validation"``); must not overlap
+            the training set.
+        reference_level: level the summary errors are quoted against (default: the most precise level by the
+            dataset's settings, :func:`~pyiron_mlip_tradeoff.reference_level.most_precise_level`).
 
     Returns:
         :class:`FitResult`.
 
     Raises:
         ValueError/TypeError: bad weights, a level not in the dataset, empty, repeated or out-of-range indices,
-            configurations with failed DFT, an invalid 2Jmax or setting — all before any descriptor is computed.
+            configurations with failed DFT, a validation set overlapping the training set, an invalid 2Jmax or
+            setting, a reference level not in the dataset or an ambiguous ladder — all before any descriptor is
+            computed.
     """
     level = _check_level(dataset, training_level)
+    reference = resolve_reference_level(dataset, reference_level)
     we = check_weight("energy_weight", energy_weight)
     wf = check_weight("force_weight", force_weight)
     settings = _settings_dict(descriptor_settings)
@@ -383,9 +540,14 @@ def fit_qsnap(
     if test is not None:
         _check_complete(dataset, test, "test_indices")
         _check_overlap(train, test)
+    validation = None
+    if validation_indices is not None:
+        validation = check_indices(validation_indices, dataset.n_configs, "validation_indices")
+        _check_complete(dataset, validation, "validation_indices")
+        _check_disjoint(train, validation, "validation_indices", "the training set")
 
     if descriptors is None and cache_dir is None:
-        used = np.unique(train if test is None else np.concatenate([train, test]))
+        used = np.unique(np.concatenate([x for x in (train, validation, test) if x is not None]))
         descriptors = compute_descriptors([dataset.structures[i] for i in used], int(twojmax), element=element,
                                           **settings)
         position = np.full(dataset.n_configs, -1, dtype=np.int64)
@@ -398,12 +560,16 @@ def fit_qsnap(
         position = np.arange(dataset.n_configs)
 
     levels = tuple(dataset.levels)
-    train_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, train, position[train]), levels=levels)
+    # folded in configuration-index order: the fit does not depend on the order the indices are given in
+    folded = np.sort(train)
+    train_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, folded, position[folded]),
+                                         levels=levels)
     result = fit(train_stats, level, we, wf, rcond=rcond, ridge=ridge)
     sets = {"train": errors(train_stats, result.coefficients)}
-    if test is not None:
-        test_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, test, position[test]), levels=levels)
-        sets["test"] = errors(test_stats, result.coefficients)
+    for name, part in (("validation", validation), ("test", test)):
+        if part is not None:
+            stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, part, position[part]), levels=levels)
+            sets[name] = errors(stats, result.coefficients)
     return FitResult(
         coefficients=np.asarray(result.coefficients, dtype=float),
         errors=errors_table(sets),
@@ -413,11 +579,12 @@ def fit_qsnap(
         energy_weight=we,
         force_weight=wf,
         twojmax=int(twojmax),
-        reference_level=int(max(dataset.levels)),
+        reference_level=reference,
         rank=int(result.rank),
         train_indices=train,
         test_indices=test,
         settings=resolved,
+        validation_indices=validation,
     )
 
 
@@ -436,9 +603,12 @@ class GridSpec:
         levels: training levels. subset_sizes: increasing numbers of training configurations.
         weight_ratios: w_E / w_F values; force_weight: w_F (energy weight = ratio × w_F).
         twojmax: 2Jmax values. sampling: methods among :data:`SAMPLING_METHODS`. repetitions: draws per method.
-        seed: seed of the subset draws. pool: configurations subsets are drawn from. test_indices: test set.
+        seed: seed of the subset draws. pool: configurations subsets are drawn from (the training pool).
+        test_indices: test set (reported only). validation_indices: validation set (recipes are chosen on it).
         descriptor_settings: ``compute snap`` overrides. leverage_energy_weight: w_E/w_F inside block leverage.
         rcond, ridge: solver options (see :func:`~pyiron_mlip_tradeoff.regression.fit`). element: chemical symbol.
+        reference_level: the level errors are quoted against. leverage_ridge: λ / s_max² of ridge leverage
+            (``None``: automatic, see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
     """
 
     levels: tuple[int, ...]
@@ -452,10 +622,13 @@ class GridSpec:
     pool: np.ndarray
     test_indices: np.ndarray
     descriptor_settings: dict
-    leverage_energy_weight: float = 150.0
+    leverage_energy_weight: float = DEFAULT_LEVERAGE_ENERGY_WEIGHT
     rcond: float | None = None
     ridge: float | None = None
     element: str = "Be"
+    validation_indices: np.ndarray | None = None
+    reference_level: int | None = None
+    leverage_ridge: float | None = None
 
     @property
     def n_points(self) -> int:
@@ -514,11 +687,15 @@ def plan_grid(
     split_seed: int = 0,
     force_weight: float = 1.0,
     descriptor_settings: Mapping | None = None,
-    leverage_energy_weight: float = 150.0,
+    leverage_energy_weight: float = DEFAULT_LEVERAGE_ENERGY_WEIGHT,
     rcond: float | None = None,
     ridge: float | None = None,
     element: str = "Be",
     train_pool: Sequence[int] | None = None,
+    validation_indices: Sequence[int] | None = None,
+    split_fractions: Sequence[float] = DEFAULT_SPLIT,
+    reference_level: int | None = None,
+    leverage_ridge: float | None = None,
 ) -> GridSpec:
     """Validate a grid and return its :class:`GridSpec` (nothing is computed).
 
@@ -531,21 +708,30 @@ def plan_grid(
         sampling: ``"energy"`` / ``"block"`` (∝ leverage, without replacement) and/or ``"random"`` (uniform).
         repetitions: independent draws per sampling method (the subsets of one draw are nested).
         seed: seed of the draws; repetition r uses ``leverage.repetition_rng(seed, r)`` like ``LeverageSelection``.
-        test_indices: test configurations (default: the test half of :func:`default_split` with ``split_seed``).
+        test_indices: test configurations, only reported (default: from :func:`resolve_split`).
         split_seed: seed of the default split.
         force_weight: w_F (default 1).
         descriptor_settings: ``compute snap`` overrides.
         leverage_energy_weight: w_E / w_F of the energy row in block leverage (the study: 150).
         rcond, ridge: solver options.
         element: chemical symbol.
-        train_pool: configurations to draw training subsets from (default: all configurations not in the test set).
+        train_pool: configurations to draw training subsets from.
+        validation_indices: configurations recipes are compared on.
+        split_fractions: (training pool, validation, test) fractions of the seeded split by configuration for the
+            sets not given (default 50/25/25); see :func:`resolve_split`.
+        reference_level: level the errors are quoted against (default: the most precise by its settings).
+        leverage_ridge: λ / s_max² > 0 of ridge leverage for leverage sampling (default ``None``: plain leverage
+            unless the pool's rows are all independent, see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
 
     Raises:
         ValueError/TypeError: any invalid entry, an empty list (a grid with zero points), sizes beyond the pool,
-            a training level not in the dataset, configurations whose DFT failed.
+            a training level not in the dataset, configurations whose DFT failed, bad split fractions or
+            overlapping sets, a reference level not in the dataset or an ambiguous ladder.
     """
-    if dataset.n_configs < 2:
-        raise ValueError(f"the dataset has {dataset.n_configs} configuration(s); a grid needs a train and a test set")
+    if dataset.n_configs < 3:
+        raise ValueError(f"the dataset has {dataset.n_configs} configuration(s); a grid needs a training pool, a "
+                         "validation and a test set")
+    reference = resolve_reference_level(dataset, reference_level)
     levels_list = list(dataset.levels) if levels is None else _as_list(levels, "levels")
     levels_t = tuple(_check_level(dataset, lv, "training level") for lv in levels_list)
     if len(set(levels_t)) != len(levels_t):
@@ -572,19 +758,8 @@ def plan_grid(
     reps = _as_int(repetitions, "repetitions", 1)
     seed = _as_int(seed, "seed", 0)
 
-    if test_indices is None:
-        _, test = complete_split(dataset, _as_int(split_seed, "split_seed", 0))
-    else:
-        test = check_indices(test_indices, dataset.n_configs, "test_indices")
-    if train_pool is None:
-        pool = np.setdiff1d(np.flatnonzero(~dataset.failed.any(axis=0)), test)
-        if pool.size == 0:
-            raise ValueError("every configuration is in the test set: no training pool left")
-    else:
-        pool = check_indices(train_pool, dataset.n_configs, "train_pool")
-        _check_overlap(pool, test)
-    _check_complete(dataset, pool, "the training pool")
-    _check_complete(dataset, test, "test_indices")
+    pool, validation, test = resolve_split(dataset, validation_indices, test_indices, split_fractions,
+                                           _as_int(split_seed, "split_seed", 0), train_pool)
 
     sizes = sorted(_as_int(s, "subset size", 1) for s in _as_list(subset_sizes, "subset_sizes"))
     if len(set(sizes)) != len(sizes):
@@ -592,12 +767,13 @@ def plan_grid(
     if sizes[-1] > pool.size:
         raise ValueError(f"subset size {sizes[-1]} is larger than the training pool ({pool.size} configurations)")
     lev_w = check_weight("leverage_energy_weight", leverage_energy_weight)
+    lev_ridge = None if leverage_ridge is None else check_ridge(leverage_ridge)
     if ridge is not None:
         check_weight("ridge", ridge)
     if rcond is not None and not (np.isfinite(float(rcond)) and 0 <= float(rcond) < 1):
         raise ValueError(f"rcond must be None or in [0, 1), got {rcond!r}")
     return GridSpec(levels_t, tuple(sizes), ratios, wf, tuple(tjs), methods, reps, seed, pool, test, settings,
-                    lev_w, rcond, ridge, element)
+                    lev_w, rcond, ridge, element, validation, reference, lev_ridge)
 
 
 @dataclass
@@ -621,7 +797,8 @@ class GridPoint:
     n_columns: int
 
     def row(self) -> dict:
-        """The point as a table row (columns :data:`TABLE_COLUMNS`; errors vs the top level in meV/atom, meV/Å)."""
+        """The point as a table row (columns :data:`TABLE_COLUMNS`; errors vs the reference level in meV/atom,
+        meV/Å)."""
         r = self.result
         return {
             "training_level": r.training_level,
@@ -650,7 +827,7 @@ def _subset_order(spec: GridSpec, descriptors, sampling: str, repetition: int, s
         kind = sampling  # "energy" or "block"
         use_forces = kind == "block"
         result = leverage_scores(lambda: descriptors.iter_blocks(spec.pool, forces=use_forces), kind,
-                                 energy_weight=spec.leverage_energy_weight, rcond=None)
+                                 energy_weight=spec.leverage_energy_weight, rcond=None, ridge=spec.leverage_ridge)
         scores[sampling] = result.scores
     return spec.pool[ranking(scores[sampling], "proportional", rng)]
 
@@ -667,9 +844,10 @@ def run_grid(
     """Compute every point of a validated grid from sufficient statistics; yields one :class:`GridPoint` each.
 
     Per 2Jmax: descriptors of all configurations (from ``descriptors[twojmax]``, else the cache in ``cache_dir``, else
-    in memory) and the test-set statistics, once. Per (sampling, repetition): the leverage scores of the pool
-    (once per sampling method) give a ranking, and one pass over its prefix gives the statistics of every subset
-    size. Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
+    in memory) and the validation- and test-set statistics, once. Per (sampling, repetition): the leverage scores of
+    the pool (once per sampling method) give a ranking whose prefixes are the subsets; each subset's statistics are
+    folded in configuration-index order (the fit depends on the fold order at the cond × eps level, so a canonical
+    order makes the numbers independent of the draw order). Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
     rows as the subset has, at most 2p + 1), shared by all training levels; for a subset with fewer rows than p the
     factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
     statistics, all training levels of a weight in one product.
@@ -699,7 +877,7 @@ def run_grid(
             return key in done
 
     levels = tuple(dataset.levels)
-    reference = int(max(levels))
+    reference = resolve_reference_level(dataset, spec.reference_level)
     for tj in spec.twojmax:
         keys_tj = [k for k in spec.keys() if k[6] == tj]
         if all(is_done(k) for k in keys_tj):
@@ -716,6 +894,10 @@ def run_grid(
                              f"{dataset.n_configs}")
         p = int(desc.n_columns)
         test_stats = statistics_from_blocks(labelled_blocks(dataset, desc, spec.test_indices), levels=levels)
+        validation_stats = None
+        if spec.validation_indices is not None:
+            validation_stats = statistics_from_blocks(labelled_blocks(dataset, desc, spec.validation_indices),
+                                                      levels=levels)
         scores: dict[str, np.ndarray] = {}
         for sampling in spec.sampling:
             for rep in range(spec.repetitions):
@@ -733,22 +915,21 @@ def run_grid(
                 if not todo:
                     continue
                 order = _subset_order(spec, desc, sampling, rep, scores)
-                sizes = sorted(todo)
-                blocks = labelled_blocks(dataset, desc, order[: sizes[-1]])
-                for size, stats in statistics_for_nested_subsets(blocks, sizes, levels=levels):
-                    if stats.energy.n_rows + stats.force.n_rows < p:
-                        # fewer rows than columns: the minimum-norm fit is sensitive at the cond × eps level to
-                        # the order the rows were folded in. Refold this (cheap) subset in index order, as
-                        # fit_qsnap does, so that the grid point is exactly the standalone fit of its set.
-                        stats = statistics_from_blocks(labelled_blocks(dataset, desc, np.sort(order[:size])),
-                                                       levels=levels)
-                    yield from _points_for_subset(dataset, spec, stats, test_stats, order[:size], todo[size],
-                                                  sampling, rep, tj, p, reference)
+                for size in sorted(todo):
+                    # every subset is folded in configuration-index order, as fit_qsnap does: the fit is sensitive
+                    # at the cond × eps level (~1e-10 relative in test errors at 2Jmax 4) to the order rows are
+                    # folded in, so a canonical order makes a grid point exactly the standalone fit of its set,
+                    # whatever order the draw picked its configurations in
+                    stats = statistics_from_blocks(labelled_blocks(dataset, desc, np.sort(order[:size])),
+                                                   levels=levels)
+                    yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats, order[:size],
+                                                  todo[size], sampling, rep, tj, p, reference)
 
 
 def _points_for_subset(
     dataset: LadderDataset, spec: GridSpec, stats: LinearStatistics, test_stats: LinearStatistics,
-    train: np.ndarray, pending: set, sampling: str, rep: int, tj: int, p: int, reference: int,
+    validation_stats: LinearStatistics | None, train: np.ndarray, pending: set, sampling: str, rep: int, tj: int,
+    p: int, reference: int,
 ) -> Iterator[GridPoint]:
     size = int(train.size)
     train_sorted = np.sort(train)
@@ -766,12 +947,17 @@ def _points_for_subset(
     for (ratio, we, wanted), fits in zip(todo, all_fits, strict=True):
         betas = np.column_stack([fits[lv].coefficients for lv in wanted])
         train_errors, test_errors = errors_many(stats, betas), errors_many(test_stats, betas)
+        validation_errors = None if validation_stats is None else errors_many(validation_stats, betas)
         for j, lv in enumerate(wanted):
-            table = errors_table({"train": train_errors[j], "test": test_errors[j]})
+            sets = {"train": train_errors[j]}
+            if validation_errors is not None:
+                sets["validation"] = validation_errors[j]
+            sets["test"] = test_errors[j]
+            table = errors_table(sets)
             result = FitResult(
                 coefficients=fits[lv].coefficients, errors=table, dft_seconds=seconds[lv], n_train=size,
                 training_level=int(lv), energy_weight=we, force_weight=wf, twojmax=int(tj),
                 reference_level=reference, rank=int(fits[lv].rank), train_indices=train_sorted.copy(),
-                test_indices=spec.test_indices,
+                test_indices=spec.test_indices, validation_indices=spec.validation_indices,
             )
             yield GridPoint((lv, size, sampling, rep, we, wf, tj), float(ratio), sampling, rep, size, result, p)

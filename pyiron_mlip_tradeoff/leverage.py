@@ -13,6 +13,15 @@ ever holding X: pass 1 accumulates the triangular factor R of X (XᵀX = RᵀR) 
 evaluates h_i = ‖x_i V_k S_k⁻¹‖² with the SVD R = U_R S Vᵀ truncated to the k singular values above
 rcond · s_max (the numerical rank of X, so that rank-deficient X are handled and Σ h = k).
 
+**Ridge leverage when every row is independent.** When X has full row rank (rank = number of rows — e.g. energy
+leverage of a pool with no more configurations than qSNAP columns, such as 205 configurations at 2Jmax 6, p = 496),
+every row's leverage is exactly 1 and the scores carry no information (energy leverage would silently become
+uniform sampling). Then — or whenever ``ridge`` is given — the *ridge leverage*
+h_i(λ) = x_iᵀ (XᵀX + λ I)⁻¹ x_i = Σ_j (x_i v_j)² / (s_j² + λ) is used, with λ = ``ridge`` · s_max² (default
+:data:`DEFAULT_LEVERAGE_RIDGE` = 1e-8: directions with singular values well above 10⁻⁴ s_max count fully, weaker
+ones are damped). Σ h_i(λ) is then the effective dimension Σ s_j²/(s_j² + λ) < rank. The result records the λ used
+(:attr:`LeverageResult.ridge`), so a ridge score is never mistaken for a plain one.
+
 Selection (:func:`ranking`, :func:`select`): deterministic top-k, sampling without replacement with probability ∝
 score (successive sampling, as ``numpy.random.Generator.choice(replace=False, p=...)``), and uniform random. Each
 returns a full ranking of the pool whose prefixes are the subsets, so the subsets of one repetition are nested.
@@ -34,7 +43,10 @@ if TYPE_CHECKING:
 __all__ = [
     "LeverageResult",
     "METHODS",
+    "DEFAULT_LEVERAGE_ENERGY_WEIGHT",
+    "DEFAULT_LEVERAGE_RIDGE",
     "block_leverage",
+    "check_ridge",
     "energy_leverage",
     "leverage_scores",
     "ranking",
@@ -45,6 +57,10 @@ __all__ = [
 
 #: selection methods: deterministic top-k, ∝-score sampling without replacement, uniform random
 METHODS = ("top", "proportional", "uniform")
+#: w_E / w_F of the energy row in block leverage, the study's value; the one default of every job and function
+DEFAULT_LEVERAGE_ENERGY_WEIGHT = 150.0
+#: λ / s_max² of the ridge leverage used when X has full row rank (plain leverage would be 1 for every row)
+DEFAULT_LEVERAGE_RIDGE = 1e-8
 
 
 def _rank_cut(singular_values: np.ndarray, n_rows: int, n_columns: int, rcond: float | None) -> int:
@@ -55,13 +71,38 @@ def _rank_cut(singular_values: np.ndarray, n_rows: int, n_columns: int, rcond: f
     return int(np.sum(singular_values > rcond * singular_values[0]))
 
 
-def _whitener(r: np.ndarray, n_rows: int, rcond: float | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """(p × k) matrix W with h(x) = ‖x W‖², the singular values of X and the numerical rank k."""
+def check_ridge(ridge: object) -> float:
+    """``ridge`` (λ / s_max² of ridge leverage) as a positive finite float; ``ValueError`` otherwise."""
+    if isinstance(ridge, (bool, np.bool_)):
+        raise ValueError(f"ridge (λ / s_max² of ridge leverage) must be a positive number, got {ridge!r}")
+    try:
+        value = float(ridge)
+    except (TypeError, ValueError):
+        raise ValueError(f"ridge (λ / s_max² of ridge leverage) must be a positive number, got {ridge!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"ridge (λ / s_max² of ridge leverage) must be a positive finite number (λ > 0), got "
+                         f"{ridge!r}")
+    return value
+
+
+def _whitener(
+    r: np.ndarray, n_rows: int, rcond: float | None, ridge: float | None = None
+) -> tuple[np.ndarray, np.ndarray, int, float | None]:
+    """(p × k) matrix W with h(x) = ‖x W‖², the singular values of X, the numerical rank k and the relative ridge λ
+    used (``None``: plain leverage).
+
+    Plain leverage unless ``ridge`` is given or X has full row rank (k = n_rows, where every row's plain leverage
+    is 1); then ridge leverage with λ = ridge · s_max² (``ridge`` default :data:`DEFAULT_LEVERAGE_RIDGE`)."""
     if r.shape[0] == 0:
-        return np.zeros((r.shape[1], 0)), np.zeros(0), 0
+        return np.zeros((r.shape[1], 0)), np.zeros(0), 0, None
     _, s, vt = np.linalg.svd(r, full_matrices=False)
     k = _rank_cut(s, n_rows, r.shape[1], rcond)
-    return vt[:k].T / s[:k], s, k
+    if ridge is None and k > 0 and k == n_rows:
+        ridge = DEFAULT_LEVERAGE_RIDGE
+    if ridge is None:
+        return vt[:k].T / s[:k], s, k, None
+    lam = ridge * s[0] ** 2
+    return vt[:k].T / np.sqrt(s[:k] ** 2 + lam), s, k, float(ridge)
 
 
 @dataclass
@@ -76,6 +117,8 @@ class LeverageResult:
         n_rows: rows of X.
         kind: ``"energy"`` or ``"block"``.
         energy_weight: weight of the energy rows relative to force rows (block leverage).
+        ridge: λ / s_max² of the ridge leverage used, or ``None`` for plain leverage (see the module docstring:
+            ridge leverage is used whenever X has full row rank, where every plain leverage would be 1).
     """
 
     scores: np.ndarray
@@ -85,6 +128,14 @@ class LeverageResult:
     n_rows: int
     kind: str
     energy_weight: float
+    ridge: float | None = None
+
+    @property
+    def ridge_lambda(self) -> float | None:
+        """The absolute λ of the ridge leverage (ridge · s_max²), ``None`` for plain leverage."""
+        if self.ridge is None or self.singular_values.size == 0:
+            return None
+        return float(self.ridge * self.singular_values[0] ** 2)
 
 
 def _pair(block) -> tuple[np.ndarray, np.ndarray | None]:
@@ -108,8 +159,9 @@ def _block_stream(source, forces: bool) -> Callable[[], Iterable]:
 def leverage_scores(
     source: DescriptorSet | DescriptorStore | Callable[[], Iterable],
     kind: str = "block",
-    energy_weight: float = 1.0,
+    energy_weight: float = DEFAULT_LEVERAGE_ENERGY_WEIGHT,
     rcond: float | None = None,
+    ridge: float | None = None,
 ) -> LeverageResult:
     """Energy or block leverage of every configuration, streamed over the descriptor blocks twice.
 
@@ -118,9 +170,12 @@ def leverage_scores(
             ``iter_blocks(forces=...)``), or a callable returning a fresh iterable of blocks, each a
             ``DescriptorBlock`` or an ``(energy_row, force_rows)`` pair. Only descriptors are read.
         kind: ``"energy"`` (energy rows only) or ``"block"`` (energy row plus 3·N_m force rows).
-        energy_weight: w_E / w_F, the factor on the energy rows in ``"block"`` leverage (the study: 150);
+        energy_weight: w_E / w_F, the factor on the energy rows in ``"block"`` leverage (default 150, the study's);
             leverage does not depend on a common factor of all rows, so this is relative to force weight 1.
         rcond: relative singular-value cut-off of the numerical rank (default max(n_rows, p)·eps).
+        ridge: λ / s_max² > 0 to use ridge leverage always; ``None`` (default): plain leverage, except when the
+            rows have full row rank (then every plain leverage is 1), where ridge leverage with
+            :data:`DEFAULT_LEVERAGE_RIDGE` is used. ``LeverageResult.ridge`` says which.
 
     Returns:
         :class:`LeverageResult`.
@@ -130,6 +185,8 @@ def leverage_scores(
     energy_weight = float(energy_weight)
     if not np.isfinite(energy_weight) or energy_weight <= 0:
         raise ValueError(f"energy_weight must be a positive number, got {energy_weight}")
+    if ridge is not None:
+        ridge = check_ridge(ridge)
     use_forces = kind == "block"
     w_e = energy_weight if use_forces else 1.0
     stream = _block_stream(source, use_forces)
@@ -146,7 +203,7 @@ def leverage_scores(
         n_configs += 1
     if factor is None:
         raise ValueError("no descriptor blocks: leverage needs at least one configuration")
-    whiten, singular_values, rank = _whitener(factor.r, factor.n_rows, rcond)
+    whiten, singular_values, rank, ridge = _whitener(factor.r, factor.n_rows, rcond, ridge)
 
     scores = np.zeros(n_configs)
     energy_part = np.zeros(n_configs)
@@ -163,23 +220,25 @@ def leverage_scores(
         seen += 1
     if seen != n_configs:
         raise ValueError("the block source yielded fewer blocks on the second pass than on the first")
-    return LeverageResult(scores, energy_part, rank, singular_values, factor.n_rows, kind, energy_weight)
+    return LeverageResult(scores, energy_part, rank, singular_values, factor.n_rows, kind, energy_weight, ridge)
 
 
 def energy_leverage(
-    source: DescriptorSet | DescriptorStore | Callable[[], Iterable], rcond: float | None = None
+    source: DescriptorSet | DescriptorStore | Callable[[], Iterable], rcond: float | None = None,
+    ridge: float | None = None,
 ) -> LeverageResult:
     """Energy-row leverage of each configuration; see :func:`leverage_scores`."""
-    return leverage_scores(source, "energy", rcond=rcond)
+    return leverage_scores(source, "energy", rcond=rcond, ridge=ridge)
 
 
 def block_leverage(
     source: DescriptorSet | DescriptorStore | Callable[[], Iterable],
-    energy_weight: float = 1.0,
+    energy_weight: float = DEFAULT_LEVERAGE_ENERGY_WEIGHT,
     rcond: float | None = None,
+    ridge: float | None = None,
 ) -> LeverageResult:
     """Block leverage (energy row + force rows) of each configuration; see :func:`leverage_scores`."""
-    return leverage_scores(source, "block", energy_weight=energy_weight, rcond=rcond)
+    return leverage_scores(source, "block", energy_weight=energy_weight, rcond=rcond, ridge=ridge)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -4,14 +4,14 @@ Analogues of the study's figures:
 
 * :func:`plot_weight_tradeoff` — Fig. 4/5: test energy error vs test force error across the weight ratios w_E/w_F,
   one curve per training level, one panel per 2Jmax;
-* :func:`plot_subset_size` — Fig. 6: test error vs training-set size, leverage sampling vs random, mean and
+* :func:`plot_subset_size` — Fig. 6: test error vs training-set size, leverage sampling vs random, median and
   min–max spread over repetitions;
 * :func:`plot_pareto` — Fig. 7/8: Pareto fronts of test error vs DFT seconds of the training set, coloured by
   training level.
 
 Every function takes the table, returns the matplotlib ``Figure`` and saves it when ``path`` is given. The Agg
 backend is used, so no display is needed. Errors are in meV/atom (energy) and meV/Å (force), against the
-dataset's top level. Nothing in this module imports pyiron.
+table's reference level. Nothing in this module imports pyiron.
 """
 
 from __future__ import annotations
@@ -109,15 +109,22 @@ def plot_subset_size(
     twojmax: int | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """Fig. 6 analogue: test error vs training-set size per sampling method (mean, min–max band over repetitions).
+    """Fig. 6 analogue: test error vs training-set size per sampling method (median, min–max band over
+    repetitions).
 
-    Restricted to one training level, weight ratio and 2Jmax (defaults: the top level, the first ratio, the
-    largest 2Jmax in the table).
+    Restricted to one training level, weight ratio and 2Jmax (defaults: the reference level where the table has a
+    ``reference_level`` column and trains on it, else the largest training level; the first ratio; the largest 2Jmax
+    in the table).
     """
     _require(table, ["training_level", "subset_size", "sampling", "energy_weight", "force_weight", "twojmax", error])
     data = table.copy()
     data["ratio"] = data["energy_weight"] / data["force_weight"]
-    level = data["training_level"].max() if training_level is None else training_level
+    if training_level is not None:
+        level = training_level
+    elif "reference_level" in data.columns and data["reference_level"].iloc[0] in set(data["training_level"]):
+        level = data["reference_level"].iloc[0]
+    else:
+        level = data["training_level"].max()
     ratio = sorted(data["ratio"].unique())[0] if weight_ratio is None else weight_ratio
     tj = data["twojmax"].max() if twojmax is None else twojmax
     data = data[(data["training_level"] == level) & np.isclose(data["ratio"], ratio) & (data["twojmax"] == tj)]
@@ -125,8 +132,8 @@ def plot_subset_size(
         raise ValueError(f"no rows for level {level}, w_E/w_F {ratio}, 2Jmax {tj}")
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for sampling, group in data.groupby("sampling"):
-        stats = group.groupby("subset_size")[error].agg(["mean", "min", "max"]).sort_index()
-        line = ax.plot(stats.index, stats["mean"], "o-", label=str(sampling))[0]
+        stats = group.groupby("subset_size")[error].agg(["median", "min", "max"]).sort_index()
+        line = ax.plot(stats.index, stats["median"], "o-", label=str(sampling))[0]
         ax.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(), alpha=0.2)
     ax.set_xscale("log")
     ax.set_yscale("log")

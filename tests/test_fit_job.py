@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pyiron_mlip_tradeoff import descriptors as descriptors_module
-from pyiron_mlip_tradeoff.fitting import complete_split, fit_qsnap
+from pyiron_mlip_tradeoff.fitting import dataset_split, fit_qsnap
 from pyiron_mlip_tradeoff.lammps import read_snapcoeff
 
 
@@ -26,21 +26,26 @@ def test_fit_job_runs_and_loads_back(project, small_dataset, dataset_file):
     job.run()
     assert job.status.finished
 
-    _, default_test = complete_split(small_dataset, 0)
+    _, default_validation, default_test = dataset_split(small_dataset, 0)
     expected_test = np.setdiff1d(default_test, [0, 2, 4, 6, 8])
-    reference = fit_qsnap(small_dataset, [0, 2, 4, 6, 8], 2, 50.0, 1.0, twojmax=4, test_indices=expected_test)
+    expected_validation = np.setdiff1d(default_validation, [0, 2, 4, 6, 8])
+    reference = fit_qsnap(small_dataset, [0, 2, 4, 6, 8], 2, 50.0, 1.0, twojmax=4, test_indices=expected_test,
+                          validation_indices=expected_validation)
 
     loaded = project.load("fit_l2")
     assert type(loaded).__name__ == "QSnapFit" and loaded.status.finished
     errors = loaded.output.errors
     assert isinstance(errors, pd.DataFrame)
-    assert list(errors["set"]) == ["train"] * 3 + ["test"] * 3
-    assert list(errors["reference_level"]) == [1, 2, 3, 1, 2, 3]
+    assert list(errors["set"]) == ["train"] * 3 + ["validation"] * 3 + ["test"] * 3
+    assert list(errors["reference_level"]) == [1, 2, 3] * 3
     np.testing.assert_allclose(errors[["energy_rmse_shifted", "force_rmse"]].to_numpy(),
                                reference.errors[["energy_rmse_shifted", "force_rmse"]].to_numpy(), rtol=1e-9,
                                atol=1e-6)
     np.testing.assert_allclose(loaded.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(loaded.output.test_indices, expected_test)
+    np.testing.assert_array_equal(loaded.output.validation_indices, expected_validation)
+    assert loaded.output.reference_level == 3
+    assert loaded.output.validation_force_rmse == pytest.approx(reference.error("validation", 3)["force_rmse"])
     top = reference.error("test", 3)
     assert loaded.output.test_energy_rmse == pytest.approx(top["energy_rmse"], rel=1e-9)
     assert loaded.output.test_force_rmse == pytest.approx(top["force_rmse"], rel=1e-9)
@@ -67,7 +72,7 @@ def test_fit_job_runs_and_loads_back(project, small_dataset, dataset_file):
     assert frame["force"].item() == pytest.approx(top["force_rmse"], rel=1e-9)
 
 
-def test_fit_job_from_selection_job(project, dataset_file):
+def test_fit_job_from_selection_job(project, small_dataset, dataset_file):
     select = project.create.job.LeverageSelection("pick")
     select.input.dataset = dataset_file
     select.input.method = "random"
@@ -80,11 +85,17 @@ def test_fit_job_from_selection_job(project, dataset_file):
     job.input.selection_job = "pick"
     job.input.selection_size = 4
     job.input.selection_repetition = 1
-    job.input.test_indices = [i for i in range(12) if i not in select.get_selection(4, 1)]
     job.input.twojmax = 4
     job.run()
     np.testing.assert_array_equal(np.sort(job.output.train_indices), np.sort(select.get_selection(4, 1)))
     assert job.output.n_train == 4
+    # the selection drew from the training pool of the same split: the fit tests on the whole test set and
+    # validates on the whole validation set, none of them shrunk by the training configurations
+    _, validation, test = dataset_split(small_dataset)
+    np.testing.assert_array_equal(select.output.test_indices, test)
+    np.testing.assert_array_equal(job.output.test_indices, test)
+    np.testing.assert_array_equal(job.output.validation_indices, validation)
+    assert set(select.get_selection(6, 0)) == set(select.output.pool_indices)
 
 
 @pytest.mark.parametrize(
@@ -99,6 +110,9 @@ def test_fit_job_from_selection_job(project, dataset_file):
         ({"train_indices": [0, 12]}, ValueError, "outside"),
         ({"twojmax": 3}, ValueError, "even"),
         ({"selection_job": "nothing"}, ValueError, "not both"),
+        ({"validation_indices": [2, 3]}, ValueError, "validation_indices shares 1"),
+        ({"reference_level": 4}, ValueError, "reference_level 4 is not a level"),
+        ({"split_fractions": [0.5, 0.5, 0.5]}, ValueError, "sum to"),
     ],
 )
 def test_fit_job_bad_input(project, dataset_file, monkeypatch, change, error, match):

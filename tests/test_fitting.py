@@ -11,11 +11,14 @@ from pyiron_mlip_tradeoff import descriptors as descriptors_module
 from pyiron_mlip_tradeoff.descriptors import compute_descriptors
 from pyiron_mlip_tradeoff.fitting import (
     ERROR_COLUMNS,
+    dataset_split,
     default_split,
     fit_qsnap,
     labelled_blocks,
     plan_grid,
+    resolve_split,
     run_grid,
+    split_configurations,
 )
 from pyiron_mlip_tradeoff.regression import concatenate_blocks
 
@@ -90,6 +93,9 @@ def test_grid_points_equal_single_fits(small_dataset, desc4):
     # nested: the size-2 subset of a draw is inside its size-5 subset; no test configuration is used for training
     for p in points:
         assert not np.intersect1d(p.result.train_indices, spec.test_indices).size
+        assert not np.intersect1d(p.result.train_indices, spec.validation_indices).size
+    assert not np.intersect1d(spec.validation_indices, spec.test_indices).size
+    assert np.isfinite(table[["validation_energy_rmse", "validation_force_rmse", "test_force_rmse"]]).all().all()
     for sampling in ("energy", "block", "random"):
         small = next(p for p in points if p.sampling == sampling and p.subset_size == 2 and p.repetition == 1)
         large = next(p for p in points if p.sampling == sampling and p.subset_size == 5 and p.repetition == 1)
@@ -98,7 +104,8 @@ def test_grid_points_equal_single_fits(small_dataset, desc4):
     # index order like fit_qsnap, so the numbers are the same to rounding)
     for p in points[::7]:
         single = fit_qsnap(small_dataset, p.result.train_indices, p.key[0], p.key[4], p.key[5], twojmax=4,
-                           test_indices=spec.test_indices, descriptors=desc4)
+                           test_indices=spec.test_indices, descriptors=desc4,
+                           validation_indices=spec.validation_indices)
         np.testing.assert_allclose(p.result.coefficients, single.coefficients, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(p.result.errors[["energy_rmse", "force_rmse"]].to_numpy(),
                                    single.errors[["energy_rmse", "force_rmse"]].to_numpy(), rtol=1e-9, atol=1e-6)
@@ -149,6 +156,14 @@ def test_overlap_warns(small_dataset, desc4):
         ({"weight_ratios": [5, -1]}, "weight ratio"),
         ({"twojmax": [4, 7]}, "even"),
         ({"repetitions": 0}, "repetitions"),
+        ({"split_fractions": [0.5, 0.3, 0.3]}, "sum to"),
+        ({"split_fractions": [0.5, 0.5, 0.0]}, "leave a set empty"),
+        ({"split_fractions": [0.5, 0.5]}, "three numbers"),
+        ({"validation_indices": [0, 1], "train_pool": [1, 2, 3, 4, 5, 6]}, "share"),
+        ({"validation_indices": [0, 1], "test_indices": [1, 2]}, "share"),
+        ({"reference_level": 4}, "not a level of the dataset"),
+        ({"leverage_ridge": 0.0}, "λ"),
+        ({"leverage_ridge": -1e-6}, "λ"),
     ],
 )
 def test_grid_bad_input(small_dataset, no_lammps, change, match):
@@ -157,3 +172,93 @@ def test_grid_bad_input(small_dataset, no_lammps, change, match):
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         plan_grid(small_dataset, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the training / validation / test split
+
+
+def test_three_way_split_is_seeded_disjoint_and_keeps_the_old_training_half():
+    pool, validation, test = split_configurations(410, seed=0)
+    assert (pool.size, validation.size, test.size) == (205, 103, 102)
+    assert sorted(np.concatenate([pool, validation, test]).tolist()) == list(range(410))
+    old_train, old_test = default_split(410, seed=0)
+    np.testing.assert_array_equal(pool, old_train)  # same pool, so the same draws as before the three-way split
+    np.testing.assert_array_equal(np.sort(np.concatenate([validation, test])), old_test)
+    again = split_configurations(410, seed=0)
+    for a, b in zip((pool, validation, test), again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(split_configurations(410, seed=1)[1], validation)
+    sizes = [part.size for part in split_configurations(20, (0.6, 0.2, 0.2), seed=3)]
+    assert sizes == [12, 4, 4]
+
+
+@pytest.mark.parametrize(
+    "fractions, match",
+    [((0.5, 0.25, 0.2), "sum to"), ((0.5, 0.5, 0.0), "leave a set empty"), ((1.0, 0.0, 0.0), "leave a set empty"),
+     ((0.5, 0.5), "three numbers"), (("a", 0.5, 0.5), "three numbers"), ((0.98, 0.01, 0.01), "leave a set empty")],
+)
+def test_bad_split_fractions(fractions, match):
+    with pytest.raises(ValueError, match=match):
+        split_configurations(20, fractions)
+
+
+def test_resolve_split_with_given_sets(small_dataset):
+    pool, validation, test = dataset_split(small_dataset)
+    assert (pool.size, validation.size, test.size) == (6, 3, 3)
+    p2, v2, t2 = resolve_split(small_dataset, test_indices=[0, 1, 2])
+    np.testing.assert_array_equal(t2, [0, 1, 2])
+    assert not np.intersect1d(v2, t2).size and not np.intersect1d(p2, v2).size and not np.intersect1d(p2, t2).size
+    assert p2.size + v2.size == small_dataset.n_configs - 3 and v2.size >= 1
+    with pytest.raises(ValueError, match="validation_indices and train_pool share"):
+        resolve_split(small_dataset, validation_indices=[3, 4], train_pool=[4, 5, 6])
+    with pytest.raises(ValueError, match="empty"):
+        resolve_split(small_dataset, validation_indices=list(range(6)), test_indices=list(range(6, 12)))
+
+
+def test_fit_refuses_a_validation_set_overlapping_training(small_dataset, no_lammps):
+    with pytest.raises(ValueError, match="validation_indices shares 1 configuration"):
+        fit_qsnap(small_dataset, [0, 1, 2], 1, 10.0, twojmax=4, test_indices=[5, 6], validation_indices=[2, 3])
+    with pytest.raises(ValueError, match="reference_level 7 is not a level"):
+        fit_qsnap(small_dataset, [0, 1, 2], 1, 10.0, twojmax=4, test_indices=[5, 6], reference_level=7)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# numbers that do not depend on the order configurations are folded in
+
+
+@pytest.fixture(scope="module")
+def bundled_2jmax4(tmp_path_factory):
+    from pyiron_mlip_tradeoff.dataset import load_bundled
+    from pyiron_mlip_tradeoff.fitting import dataset_descriptors
+
+    dataset = load_bundled()
+    return dataset, dataset_descriptors(dataset, 4, cache_dir=tmp_path_factory.mktemp("bundled_desc"))
+
+
+@pytest.mark.parametrize("size", [12, 60])
+def test_fit_does_not_depend_on_fold_order_on_real_data(bundled_2jmax4, size):
+    """A subset of the bundled pool with more rows than columns (2Jmax 4: p = 120; 12 configurations already have
+    ~200 rows), folded in three orders: the same test errors to 1e-10 relative; and the grid point, whose subset is
+    folded in draw order, equals the standalone fit."""
+    dataset, desc = bundled_2jmax4
+    pool, validation, test = dataset_split(dataset)
+    rng = np.random.default_rng(size)
+    subset = rng.choice(pool, size, replace=False)
+    n_rows = size + 3 * int(dataset.n_atoms[subset].sum())
+    assert n_rows >= desc.n_columns
+    results = [fit_qsnap(dataset, order, 3, 150.0, twojmax=4, test_indices=test, descriptors=desc)
+               for order in (np.sort(subset), subset, subset[::-1])]
+    reference = results[0].errors[["energy_rmse", "energy_rmse_shifted", "force_rmse"]].to_numpy()
+    for other in results[1:]:
+        values = other.errors[["energy_rmse", "energy_rmse_shifted", "force_rmse"]].to_numpy()
+        test_rows = (other.errors["set"] == "test").to_numpy()
+        np.testing.assert_allclose(values[test_rows], reference[test_rows], rtol=1e-10, atol=0)
+    # the grid draws subsets in leverage/random order: the same numbers as the standalone fit of the set
+    spec = plan_grid(dataset, [size], levels=[3], weight_ratios=[150.0], twojmax=[4], sampling=["random"],
+                     repetitions=1, seed=size)
+    (point,) = run_grid(dataset, spec, descriptors={4: desc})
+    single = fit_qsnap(dataset, point.result.train_indices, 3, 150.0, twojmax=4, test_indices=spec.test_indices,
+                       descriptors=desc)
+    for column in ("test_energy_rmse", "test_energy_rmse_shifted", "test_force_rmse"):
+        assert point.result.summary()[column] == pytest.approx(single.summary()[column], rel=1e-10, abs=0)

@@ -15,7 +15,9 @@ from pyiron_mlip_tradeoff.fitting import fit_qsnap
 from pyiron_mlip_tradeoff.jobs import grid as grid_module
 
 COLUMNS = ["training_level", "subset_size", "sampling", "repetition", "energy_weight", "force_weight", "twojmax",
-           "n_train", "dft_seconds", "test_energy_rmse", "test_energy_rmse_shifted", "test_force_rmse", "job_name"]
+           "n_train", "dft_seconds", "validation_energy_rmse", "validation_energy_rmse_shifted",
+           "validation_force_rmse", "test_energy_rmse", "test_energy_rmse_shifted", "test_force_rmse", "job_name"]
+RECIPE = ["training_level", "subset_size", "sampling", "energy_weight", "force_weight", "twojmax"]
 N_POINTS = 2 * 2 * 2 * 1 * 2 * 2  # levels × sizes × weights × 2Jmax × sampling × repetitions
 
 
@@ -78,34 +80,46 @@ def test_grid_end_to_end(project, small_dataset, dataset_file, tmp_path):
     row = table.iloc[5]
     child = project.load(row["job_name"])
     errors = child.output.errors
-    assert isinstance(errors, pd.DataFrame) and len(errors) == 2 * small_dataset.n_levels
+    assert isinstance(errors, pd.DataFrame) and len(errors) == 3 * small_dataset.n_levels
     reference = fit_qsnap(small_dataset, child.output.train_indices, int(row["training_level"]),
                           row["energy_weight"], row["force_weight"], twojmax=4,
-                          test_indices=child.input.test_indices)
+                          test_indices=child.input.test_indices, validation_indices=child.input.validation_indices)
     np.testing.assert_allclose(child.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
     assert row["test_force_rmse"] == pytest.approx(reference.error("test", 3)["force_rmse"], rel=1e-9)
     assert row["dft_seconds"] == pytest.approx(
         small_dataset.core_seconds[small_dataset.level_index(int(row["training_level"])), child.output.train_indices].sum())
     assert child.get_potential().iloc[0]["Model"] == "Custom"
     assert not np.intersect1d(child.output.train_indices, child.input.test_indices).size
+    assert not np.intersect1d(child.output.train_indices, child.input.validation_indices).size
+    assert row["validation_force_rmse"] == pytest.approx(reference.error("validation", 3)["force_rmse"], rel=1e-9)
 
-    # recommend: the cheapest point meeting the targets, checked by brute force over the table
-    e_target = float(table["test_energy_rmse"].median())
-    f_target = float(table["test_force_rmse"].quantile(0.75))
+    # recommend: the cheapest recipe whose median validation errors over its draws meet the targets, brute force
+    medians = table.groupby(RECIPE)[["dft_seconds", "validation_energy_rmse", "validation_force_rmse"]].median()
+    e_target = float(medians["validation_energy_rmse"].median())
+    f_target = float(medians["validation_force_rmse"].quantile(0.75))
     rec = grid.recommend(max_energy_rmse=e_target, max_force_rmse=f_target, max_twojmax=4)
-    ok = table[(table.test_energy_rmse <= e_target) & (table.test_force_rmse <= f_target)]
+    ok = medians[(medians.validation_energy_rmse <= e_target) & (medians.validation_force_rmse <= f_target)]
     assert rec.targets_met and not ok.empty
     assert rec.cost == pytest.approx(ok["dft_seconds"].min())
-    assert rec.row["test_energy_rmse"] <= e_target and rec.row["test_force_rmse"] <= f_target
+    draws = table.set_index(RECIPE).sort_index().loc[tuple(rec.recipe()[c] for c in RECIPE)]
+    assert rec.n_draws == len(draws) == 2 and rec.fit_job in set(draws.job_name)
+    assert rec.validation_errors["energy_rmse"]["median"] == pytest.approx(draws.validation_energy_rmse.median())
+    assert rec.test_errors["force_rmse"]["median"] == pytest.approx(draws.test_force_rmse.median())
+    assert rec.test_errors["force_rmse"]["spread"] == pytest.approx(
+        np.subtract(*np.percentile(draws.test_force_rmse, [75, 25])))
+    assert project.load(rec.fit_job).output.n_train == rec.subset_size
     impossible = grid.recommend(max_energy_rmse=1e-6)
     assert not impossible.targets_met and "max_energy_rmse" in impossible.unreachable_targets
     with pytest.raises(KeyError, match="max_twojmax"):
         grid.recommend(min_md_speed=1e5)
 
-    front = grid.pareto(["test_energy_rmse", "dft_seconds"])
+    front = grid.pareto(["test_energy_rmse", "dft_seconds"], summarize=None)
     values = table[["test_energy_rmse", "dft_seconds"]].to_numpy()
     for e, s in front[["test_energy_rmse", "dft_seconds"]].to_numpy():
         assert not np.any(np.all(values <= [e, s], axis=1) & np.any(values < [e, s], axis=1))
+    recipes = grid.pareto()  # default: medians over draws, validation errors and DFT seconds
+    assert {"n_repetitions", "validation_energy_rmse_spread"} <= set(recipes.columns)
+    assert (recipes.n_repetitions == 2).all()
 
     for figure in (plots.plot_weight_tradeoff(table, path=tmp_path / "fig45.png"),
                    plots.plot_subset_size(table, path=tmp_path / "fig6.png"),
@@ -159,6 +173,11 @@ def test_grid_resumes_after_interrupt(project, dataset_file, monkeypatch):
         ({"twojmax": [5]}, "even"),
         ({"sampling": ["leverage"]}, "unknown sampling"),
         ({"test_indices": [0, 40]}, "outside"),
+        ({"split_fractions": [0.6, 0.3, 0.3]}, "sum to"),
+        ({"split_fractions": [0.5, 0.5, 0.0]}, "leave a set empty"),
+        ({"validation_indices": [0, 1], "test_indices": [1, 2]}, "share"),
+        ({"reference_level": 4}, "not a level of the dataset"),
+        ({"leverage_ridge": -1.0}, "λ"),
     ],
 )
 def test_grid_bad_input(project, dataset_file, monkeypatch, change, match):
@@ -189,6 +208,18 @@ def test_measured_md_speed_drives_recommend(project, dataset_file):
     jobs = project.job_table()
     probes = jobs[jobs.hamilton == "MDSpeed"]
     assert len(probes) == 2 and (probes.masterid == grid.job_id).all()
+    # the same request reuses the probes; another cell size measures anew
+    assert grid.measure_md_speed(n_atoms=64, steps=20) == speeds
+    assert len(project.job_table().query("hamilton == 'MDSpeed'")) == 2
+    other = grid.measure_md_speed(n_atoms=128, steps=20, twojmax=[2])
+    probes = project.job_table().query("hamilton == 'MDSpeed'")
+    assert len(probes) == 3 and set(other) == {2}
+    new = [name for name in probes.job if name.endswith("_n128_s20_c1")]
+    assert new == [grid_module.md_probe_name("speed_grid", 2, 21, 128, 20, 1)]
+    assert project.load(new[0]).input.n_atoms == 128
+    assert grid.output.md_speed["n_atoms"] == 128
+    speeds = grid.measure_md_speed(n_atoms=64, steps=20)  # back to the first measurement (reused)
+    assert len(project.job_table().query("hamilton == 'MDSpeed'")) == 3
 
     table = project.load("speed_grid").get_table()
     assert {"md_speed", "md_cost"} <= set(table.columns)

@@ -8,6 +8,7 @@ from dense_reference import dense_leverage
 
 from pyiron_mlip_tradeoff.descriptors import DescriptorSet, compute_descriptors
 from pyiron_mlip_tradeoff.leverage import (
+    DEFAULT_LEVERAGE_RIDGE,
     block_leverage,
     energy_leverage,
     leverage_scores,
@@ -104,7 +105,8 @@ def test_streamed_block_leverage_equals_dense_svd(energy_weight):
     assert np.isclose(result.scores.sum(), rank)
     # the weight matters: heavier energy rows carry more of the leverage
     if energy_weight > 1:
-        assert result.energy_part.sum() > block_leverage(d).energy_part.sum()
+        assert result.energy_part.sum() > block_leverage(d, energy_weight=1.0).energy_part.sum()
+    assert result.ridge is None  # more rows than columns: plain leverage
 
 
 def test_streamed_energy_leverage_equals_dense_svd():
@@ -119,15 +121,60 @@ def test_rank_deficient_leverage_sums_to_rank():
     d = _random_set(p=15, rank=6, seed=5)
     x, owner = _stacked(d)
     assert np.linalg.matrix_rank(x) == 6
-    result = block_leverage(d)
+    result = block_leverage(d, energy_weight=1.0)
     assert result.rank == 6
     assert np.isclose(result.scores.sum(), 6.0, rtol=1e-9)
     h, _ = dense_leverage(x)
     np.testing.assert_allclose(result.scores, np.bincount(owner, weights=h), rtol=1e-8, atol=1e-10)
-    # fewer configurations than columns: every energy row has leverage 1
-    few = energy_leverage(_random_set(n_configs=5, p=12, seed=6))
-    np.testing.assert_allclose(few.scores, 1.0, rtol=1e-10)
-    assert few.rank == 5
+
+
+def _dense_ridge_leverage(x: np.ndarray, lam: float) -> np.ndarray:
+    """Test reference: diag of X (XᵀX + λI)⁻¹ Xᵀ by a dense solve."""
+    return np.einsum("ij,ji->i", x, np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T))
+
+
+def test_energy_leverage_of_a_pool_smaller_than_p_is_ridge_leverage_not_uniform():
+    """Fewer configurations than columns: plain leverage would be 1 for every configuration (uniform sampling in
+    disguise); ridge leverage with the stated λ is used and recorded instead."""
+    rng = np.random.default_rng(6)
+    # 5 energy rows in 12 columns with singular values over eight decades, as real qSNAP rows have
+    u, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    v, _ = np.linalg.qr(rng.normal(size=(12, 5)))
+    energy_rows = u @ np.diag(np.logspace(3, -5, 5)) @ v.T
+    d = DescriptorSet(energy_rows, rng.normal(size=(15, 12)), np.ones(5, dtype=int), twojmax=4)
+    plain, rank = dense_leverage(d.energy_rows)
+    np.testing.assert_allclose(plain, 1.0, rtol=1e-10)  # what plain leverage gives here
+    few = energy_leverage(d)
+    assert few.rank == rank == 5
+    assert few.ridge == DEFAULT_LEVERAGE_RIDGE
+    assert few.ridge_lambda == pytest.approx(DEFAULT_LEVERAGE_RIDGE * few.singular_values[0] ** 2)
+    np.testing.assert_allclose(few.scores, _dense_ridge_leverage(d.energy_rows, few.ridge_lambda), rtol=1e-7)
+    assert np.ptp(few.scores) > 1e-3 * few.scores.max()  # not uniform
+    assert few.scores.sum() < 5
+    # an explicit λ is used as given, also where plain leverage would be informative
+    d_many = _random_set(n_configs=50, seed=4)
+    explicit = energy_leverage(d_many, ridge=1e-4)
+    assert explicit.ridge == 1e-4
+    np.testing.assert_allclose(explicit.scores, _dense_ridge_leverage(d_many.energy_rows, explicit.ridge_lambda),
+                               rtol=1e-7)
+    for bad in (0.0, -1e-3, float("nan"), True):
+        with pytest.raises(ValueError, match="λ|ridge"):
+            energy_leverage(d, ridge=bad)
+
+
+def test_energy_leverage_of_the_bundled_pool_at_2jmax_6_is_not_uniform(tmp_path):
+    """The bundled training pool (205 configurations) has fewer configurations than 2Jmax-6 columns (496):
+    notebook 03's energy sampling must not be uniform sampling under another name."""
+    from pyiron_mlip_tradeoff.dataset import load_bundled
+    from pyiron_mlip_tradeoff.fitting import dataset_descriptors, dataset_split
+
+    dataset = load_bundled()
+    pool, _, _ = dataset_split(dataset)
+    desc = dataset_descriptors(dataset, 6, cache_dir=tmp_path)
+    result = leverage_scores(lambda: desc.iter_blocks(pool, forces=False), "energy")
+    assert result.rank == pool.size < desc.n_columns
+    assert result.ridge == DEFAULT_LEVERAGE_RIDGE
+    assert result.scores.max() > 5 * result.scores.min()
 
 
 def test_real_descriptor_leverage(be_descriptors):
@@ -140,9 +187,10 @@ def test_real_descriptor_leverage(be_descriptors):
     h, dense_rank = dense_leverage(x)
     assert dense_rank == rank
     np.testing.assert_allclose(result.scores, np.bincount(owner, weights=h), rtol=1e-6, atol=1e-8)
-    e = energy_leverage(d)
-    assert e.rank == np.linalg.matrix_rank(d.energy_rows)
-    assert np.isclose(e.scores.sum(), e.rank)
+    e = energy_leverage(d)  # 12 configurations, 120 columns: full row rank, so ridge leverage
+    assert e.rank == np.linalg.matrix_rank(d.energy_rows) == 12
+    assert e.ridge == DEFAULT_LEVERAGE_RIDGE
+    np.testing.assert_allclose(e.scores, _dense_ridge_leverage(d.energy_rows, e.ridge_lambda), rtol=1e-5)
 
 
 def test_leverage_from_plain_block_callable_and_errors():

@@ -144,7 +144,10 @@ def test_front_bad_input():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# recommendation
+# recommendation: the ranking core, on single draws chosen on the test columns (what recommend did before the
+# three-way split; still available for comparison as summarize=None, select_on="test")
+
+SINGLE = {"summarize": None, "select_on": "test"}
 
 
 def brute_force_cheapest(table, max_e=None, max_f=None, min_speed=None, max_tj=None, cost="dft_seconds"):
@@ -177,7 +180,7 @@ def test_recommend_is_cheapest_feasible(seed):
         (None, None, None, None),
     ]:
         rec = recommend(table, max_energy_rmse=max_e, max_force_rmse=max_f, min_md_speed=min_speed,
-                        max_twojmax=max_tj)
+                        max_twojmax=max_tj, **SINGLE)
         bf = brute_force_cheapest(table, max_e, max_f, min_speed, max_tj)
         if bf is None:
             assert not rec.targets_met
@@ -206,10 +209,10 @@ def test_recommend_tie_break_on_energy():
         "test_force_rmse": [50.0, 50.0, 50.0, 50.0],
         "twojmax": [6, 6, 6, 6],
     })
-    rec = recommend(t, max_energy_rmse=5.0)
+    rec = recommend(t, max_energy_rmse=5.0, **SINGLE)
     assert rec.row.name == 1 and rec.targets_met
     assert rec.training_level is None  # column absent → None
-    rec2 = recommend(t, max_energy_rmse=5.0, cost="test_force_rmse")
+    rec2 = recommend(t, max_energy_rmse=5.0, cost="test_force_rmse", **SINGLE)
     assert rec2.row.name == 1  # all costs tied → lowest energy error
 
 
@@ -217,7 +220,7 @@ def test_recommend_unreachable_target_gives_closest():
     rng = np.random.default_rng(5)
     table = random_grid(rng, 300)
     best_e = table["test_energy_rmse"].min()
-    rec = recommend(table, max_energy_rmse=0.5 * best_e, max_force_rmse=1e6)
+    rec = recommend(table, max_energy_rmse=0.5 * best_e, max_force_rmse=1e6, **SINGLE)
     assert not rec.targets_met
     assert rec.unmet_targets == ("max_energy_rmse",)
     assert rec.unreachable_targets == ("max_energy_rmse",)
@@ -234,7 +237,7 @@ def test_recommend_jointly_unreachable():
         "test_force_rmse": [100.0, 10.0, 50.0],
         "twojmax": [4, 4, 4],
     })
-    rec = recommend(t, max_energy_rmse=2.0, max_force_rmse=20.0)
+    rec = recommend(t, max_energy_rmse=2.0, max_force_rmse=20.0, **SINGLE)
     assert not rec.targets_met
     assert rec.unreachable_targets == ()
     assert "not together" in rec.message
@@ -252,12 +255,12 @@ def test_recommend_jointly_unreachable():
 def test_recommend_speed_target_and_proxy():
     rng = np.random.default_rng(9)
     table = random_grid(rng, 200)
-    rec = recommend(table, min_md_speed=1e6)
+    rec = recommend(table, min_md_speed=1e6, **SINGLE)
     assert not rec.targets_met and rec.unreachable_targets == ("min_md_speed",)
     assert rec.row["md_speed"] == table["md_speed"].max()
     with pytest.raises(KeyError, match="max_twojmax"):
-        recommend(table.drop(columns="md_speed"), min_md_speed=1e5)
-    rec = recommend(table, max_twojmax=4)
+        recommend(table.drop(columns="md_speed"), min_md_speed=1e5, **SINGLE)
+    rec = recommend(table, max_twojmax=4, **SINGLE)
     assert rec.targets_met and rec.twojmax == 4
 
 
@@ -267,9 +270,9 @@ def test_recommend_skips_rows_with_missing_values():
         "test_energy_rmse": [np.nan, 3.0],
         "test_force_rmse": [10.0, 10.0],
     })
-    assert recommend(t, max_energy_rmse=5.0).row.name == 1
+    assert recommend(t, max_energy_rmse=5.0, **SINGLE).row.name == 1
     with pytest.raises(ValueError, match="no row has finite values"):
-        recommend(t.iloc[:1], max_energy_rmse=5.0)
+        recommend(t.iloc[:1], max_energy_rmse=5.0, **SINGLE)
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -279,14 +282,15 @@ def test_recommend_skips_rows_with_missing_values():
 def test_recommend_bad_targets(kwargs):
     table = random_grid(np.random.default_rng(0), 20)
     with pytest.raises(ValueError):
-        recommend(table, **kwargs)
+        recommend(table, **kwargs, **SINGLE)
 
 
 def test_recommend_bad_table():
     with pytest.raises(ValueError, match="empty"):
         recommend(random_grid(np.random.default_rng(0), 5).iloc[:0], max_energy_rmse=1.0)
     with pytest.raises(KeyError, match="dft_seconds"):
-        recommend(pd.DataFrame({"test_energy_rmse": [1.0], "test_force_rmse": [1.0]}), max_energy_rmse=1.0)
+        recommend(pd.DataFrame({"test_energy_rmse": [1.0], "test_force_rmse": [1.0]}), max_energy_rmse=1.0,
+                  **SINGLE)
 
 
 def test_summarize_repetitions():
@@ -302,3 +306,100 @@ def test_summarize_repetitions():
     assert "repetition" not in out.columns
     with pytest.raises(ValueError):
         summarize_repetitions(table, how="sum")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# recommendations judged over draws, chosen on validation errors
+
+
+def draws_grid(rng: np.random.Generator, n_recipes: int = 60, n_draws: int = 5) -> pd.DataFrame:
+    """Synthetic draws: every recipe drawn ``n_draws`` times, with validation and test errors and job names."""
+    recipes = random_grid(rng, n_recipes).drop(columns="repetition")
+    recipes = recipes.drop_duplicates(subset=["training_level", "subset_size", "sampling", "energy_weight",
+                                              "force_weight", "twojmax"]).reset_index(drop=True)
+    rows = []
+    for i, recipe in recipes.iterrows():
+        for r in range(n_draws):
+            noise = rng.lognormal(0.0, 0.3, 4)
+            row = recipe.to_dict()
+            row.update(repetition=r, job_name=f"fit_{i}_r{r}",
+                       dft_seconds=recipe["dft_seconds"] * rng.uniform(0.9, 1.1),
+                       validation_energy_rmse=recipe["test_energy_rmse"] * noise[0],
+                       validation_energy_rmse_shifted=0.8 * recipe["test_energy_rmse"] * noise[0],
+                       validation_force_rmse=recipe["test_force_rmse"] * noise[1],
+                       test_energy_rmse=recipe["test_energy_rmse"] * noise[2],
+                       test_energy_rmse_shifted=0.8 * recipe["test_energy_rmse"] * noise[2],
+                       test_force_rmse=recipe["test_force_rmse"] * noise[3])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+RECIPE = ["training_level", "subset_size", "sampling", "energy_weight", "force_weight", "twojmax"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_recommend_picks_the_cheapest_recipe_by_validation_medians(seed):
+    table = draws_grid(np.random.default_rng(200 + seed))
+    medians = table.groupby(RECIPE)[["dft_seconds", "validation_energy_rmse", "validation_force_rmse"]].median()
+    e_target = float(medians["validation_energy_rmse"].quantile(0.3))
+    f_target = float(medians["validation_force_rmse"].quantile(0.5))
+    rec = recommend(table, max_energy_rmse=e_target, max_force_rmse=f_target)
+    ok = medians[(medians.validation_energy_rmse <= e_target) & (medians.validation_force_rmse <= f_target)]
+    assert not ok.empty and rec.targets_met
+    assert rec.cost == ok["dft_seconds"].min()
+    chosen = ok["dft_seconds"].idxmin()
+    assert tuple(rec.recipe()[c] for c in RECIPE) == chosen
+    draws = table.set_index(RECIPE).sort_index().loc[chosen]
+    # medians and spreads of both sets, over the recipe's draws
+    for prefix, stats in (("validation", rec.validation_errors), ("test", rec.test_errors)):
+        for name in ("energy_rmse", "energy_rmse_shifted", "force_rmse"):
+            values = draws[f"{prefix}_{name}"].to_numpy()
+            assert stats[name]["median"] == pytest.approx(np.median(values))
+            q75, q25 = np.percentile(values, [75, 25])
+            assert stats[name]["spread"] == pytest.approx(q75 - q25)
+            assert stats[name]["n_draws"] == len(values) == rec.n_draws == 5
+    # the fit job is the draw closest to the medians, and a draw of this recipe
+    assert rec.fit_job in set(draws["job_name"]) and rec.row["job_name"] == rec.fit_job
+    distance = (np.abs(draws.validation_energy_rmse / draws.validation_energy_rmse.median() - 1)
+                + np.abs(draws.validation_force_rmse / draws.validation_force_rmse.median() - 1))
+    assert rec.fit_job == draws["job_name"].to_numpy()[int(np.argmin(distance.to_numpy()))]
+    # how many draws meet the targets, on each set
+    v_ok = int(((draws.validation_energy_rmse <= e_target) & (draws.validation_force_rmse <= f_target)).sum())
+    t_ok = int(((draws.test_energy_rmse <= e_target) & (draws.test_force_rmse <= f_target)).sum())
+    assert (rec.draws_meeting_validation, rec.draws_meeting_test) == (v_ok, t_ok)
+    assert f"{v_ok} of 5 draws meet the targets on the validation set, {t_ok} of 5 on the test set" in rec.message
+    if v_ok < 5:
+        assert "only some draws" in rec.message
+
+
+def test_recommend_never_looks_at_test_errors():
+    table = draws_grid(np.random.default_rng(7))
+    rec = recommend(table, max_energy_rmse=30.0, max_force_rmse=300.0)
+    shuffled = table.copy()
+    test_columns = [c for c in table.columns if c.startswith("test_")]
+    shuffled[test_columns] = shuffled[test_columns].to_numpy()[np.random.default_rng(1).permutation(len(table))]
+    assert recommend(shuffled, max_energy_rmse=30.0, max_force_rmse=300.0).recipe() == rec.recipe()
+    # single draws chosen on the test set (the old way) can differ: a lucky draw wins
+    single = recommend(table, max_energy_rmse=30.0, max_force_rmse=300.0, summarize=None, select_on="test")
+    assert single.summarize is None and single.n_draws == 1
+
+
+def test_recommend_without_validation_columns_says_why():
+    table = random_grid(np.random.default_rng(0), 50)
+    with pytest.raises(KeyError, match="validation"):
+        recommend(table, max_energy_rmse=10.0)
+    with pytest.raises(ValueError, match="summarize"):
+        recommend(draws_grid(np.random.default_rng(0), 5), max_energy_rmse=10.0, summarize="mode")
+    with pytest.raises(ValueError, match="select_on"):
+        recommend(draws_grid(np.random.default_rng(0), 5), max_energy_rmse=10.0, select_on="holdout")
+
+
+def test_summarize_keeps_spread_and_representative_job():
+    table = draws_grid(np.random.default_rng(4), 10)
+    out = summarize_repetitions(table)
+    assert (out["n_repetitions"] == 5).all()
+    first = table.set_index(RECIPE).sort_index().loc[tuple(out.iloc[0][RECIPE])]
+    assert out.iloc[0]["test_force_rmse"] == pytest.approx(first["test_force_rmse"].median())
+    q75, q25 = np.percentile(first["test_force_rmse"], [75, 25])
+    assert out.iloc[0]["test_force_rmse_spread"] == pytest.approx(q75 - q25)
+    assert out.iloc[0]["job_name"] in set(first["job_name"])

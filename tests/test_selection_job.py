@@ -97,9 +97,31 @@ def test_same_seed_same_selection_and_dataset_input(base_project, tmp_path):
         job.input.cache_dir = str(tmp_path / "cache")
         job.run()
         jobs.append(job)
-    np.testing.assert_allclose(np.asarray(jobs[0].output.scores), np.asarray(jobs[1].output.scores))
+    # from a dataset only the training pool of its split is ranked (here: no labels yet, so all 6 are split)
+    from pyiron_mlip_tradeoff.fitting import split_configurations
+
+    pool_indices, validation, test = split_configurations(6)
+    np.testing.assert_array_equal(jobs[1].output.pool_indices, pool_indices)
+    np.testing.assert_array_equal(jobs[1].output.validation_indices, validation)
+    np.testing.assert_array_equal(jobs[1].output.test_indices, test)
+    assert len(jobs[0].output.scores) == 6 and len(jobs[1].output.scores) == pool_indices.size == 3
+    # 3 energy rows, 120 columns: every plain leverage would be 1, so the ridge leverage is used and recorded
+    from pyiron_mlip_tradeoff.leverage import DEFAULT_LEVERAGE_RIDGE
+
+    assert jobs[1].output.leverage_ridge == DEFAULT_LEVERAGE_RIDGE
+    assert np.ptp(np.asarray(jobs[1].output.scores)) > 0
     for r in range(2):
-        np.testing.assert_array_equal(jobs[0].get_selection(3, r), jobs[1].get_selection(3, r))
+        assert set(jobs[1].get_selection(3, r)) == set(pool_indices)  # never a validation or test configuration
+    # the same pool given as structures' indices: the same scores and draws
+    same = base_project.create.job.LeverageSelection("from_structures_pool")
+    same.input.structures = pool
+    same.input.pool = pool_indices.tolist()
+    for key in ("twojmax", "method", "sizes", "n_repetitions", "seed", "cache_dir"):
+        same.input[key] = jobs[1].input[key]
+    same.run()
+    np.testing.assert_allclose(np.asarray(same.output.scores), np.asarray(jobs[1].output.scores), rtol=1e-12)
+    for r in range(2):
+        np.testing.assert_array_equal(same.get_selection(3, r), jobs[1].get_selection(3, r))
     assert len(list((tmp_path / "cache").glob("*.h5"))) == 1  # computed once, shared through the cache
 
 
@@ -128,6 +150,8 @@ def test_random_method_needs_no_descriptors(base_project, monkeypatch):
         ({"method": "cur"}, ValueError, "input.method"),
         ({"n_repetitions": 0}, ValueError, "n_repetitions"),
         ({"energy_weight": -1.0}, ValueError, "energy_weight"),
+        ({"leverage_ridge": 0.0}, ValueError, "λ"),
+        ({"pool": [0, 4]}, ValueError, "outside"),
         ({"descriptor_settings": {"rcutfac": 0.0}}, ValueError, "rcutfac"),
         ({"structures": []}, ValueError, "exactly one"),
         ({"dataset": "also.h5"}, ValueError, "exactly one"),
@@ -160,7 +184,19 @@ def test_pool_from_a_precision_ladder_job(project, hcp_be, rattled_be):
     job.input.dataset = "pool_ladder"
     job.input.twojmax = 4
     job.input.method = "block"
+    job.input.pool = [0, 1, 2]  # three configurations cannot be split three ways: rank them all
     job.input.sizes = [2]
     job.run()
     assert job.status.finished and len(job.output.scores) == 3
     assert sorted(job.get_selection(2)) == sorted(set(job.get_selection(2)))
+
+
+def test_one_default_block_energy_weight(base_project):
+    from pyiron_mlip_tradeoff.leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, leverage_scores
+
+    select = base_project.create.job.LeverageSelection("defaults")
+    grid = base_project.create.job.TradeoffGrid("defaults_grid")
+    fit = base_project.create.job.QSnapFit("defaults_fit")
+    assert DEFAULT_LEVERAGE_ENERGY_WEIGHT == 150.0
+    assert select.input.energy_weight == grid.input.leverage_energy_weight == fit.input.energy_weight == 150.0
+    assert leverage_scores.__defaults__[1] == DEFAULT_LEVERAGE_ENERGY_WEIGHT

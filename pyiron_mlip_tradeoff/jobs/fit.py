@@ -8,7 +8,7 @@
 >>> fit.input.twojmax = 6
 >>> fit.run()
 >>> fit.output.errors                         # DataFrame: set × reference level, meV/atom and meV/Å
->>> fit.output.test_energy_rmse               # vs the dataset's top level, meV/atom
+>>> fit.output.test_energy_rmse               # vs the reference level (default: the most precise), meV/atom
 >>> lammps_job.potential = fit.get_potential()
 
 In ``pr.create_table()`` the results are at ``job.content["output/<name>"]`` (e.g. ``test_energy_rmse``,
@@ -28,13 +28,16 @@ from pyiron_base import GenericJob, PythonTemplateJob
 
 from ..dataset import LadderDataset
 from ..fitting import (
+    DEFAULT_SPLIT,
     FitResult,
+    check_fractions,
     check_indices,
     check_weight,
-    complete_split,
+    dataset_split,
     fit_qsnap,
 )
 from ..lammps import pair_style_lines, write_snap_potential
+from ..reference_level import resolve_reference_level
 from .base import mark_finished, to_builtin
 from .database import ensure_database_reachable
 
@@ -158,11 +161,16 @@ class QSnapFit(FastStorageJob):
 
     Input (``job.input``):
         dataset: LadderDataset file path, ``"bundled"``, or the name/id of a ``PrecisionLadder`` job.
-        training_level: level label to fit (default: the dataset's top level).
+        training_level: level label to fit (default: the reference level).
+        reference_level: level the errors are quoted against (default: the most precise level by its settings —
+            densest k-mesh, then highest cutoff; an ambiguous ladder is refused).
         train_indices: training configuration indices — or leave None and give ``selection_job`` (a
             ``LeverageSelection`` job over the same dataset), ``selection_size`` and ``selection_repetition``.
-        test_indices: test configurations (default: the test half of a seeded 50/50 split, seed ``split_seed``,
-            over the configurations whose DFT succeeded at every level, minus any training configuration).
+        validation_indices, test_indices: validation and test configurations. Default: those of the selection job
+            (which drew from the training pool of its split), else the validation and test sets of the seeded
+            split (``split_fractions``, default 50/25/25, seed ``split_seed``) over the configurations whose DFT
+            succeeded at every level, minus any training configuration. An explicit validation set must not
+            overlap the training set.
         energy_weight, force_weight: w_E and w_F (default 150 and 1).
         twojmax: qSNAP 2Jmax (4, 6, 8, 10). descriptor_settings: ``compute snap`` overrides. element: symbol.
         rcond, ridge: solver options (see ``regression.fit``). cache_dir: descriptor cache (None: in memory).
@@ -173,9 +181,10 @@ class QSnapFit(FastStorageJob):
         coefficients (eV per descriptor unit), errors (DataFrame: ``set``, ``reference_level``, ``energy_rmse``,
         ``energy_rmse_shifted``, ``energy_shift`` in meV/atom, ``force_rmse`` in meV/Å), dft_seconds (training
         level's DFT CPU seconds over the training set; wall seconds where no CPU time is recorded), n_train,
-        rank, n_columns, reference_level (top level),
-        test_energy_rmse, test_energy_rmse_shifted, test_force_rmse (vs the top level), the same for train_*,
-        train_indices, test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory).
+        rank, n_columns, reference_level,
+        validation_energy_rmse, validation_energy_rmse_shifted, validation_force_rmse (vs the reference level; NaN
+        without a validation set), the same for test_* and train_*, train_indices, validation_indices,
+        test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory).
     """
 
     def __init__(self, project, job_name):
@@ -184,7 +193,10 @@ class QSnapFit(FastStorageJob):
         self.input.training_level = None
         self.input.train_indices = None
         self.input.test_indices = None
+        self.input.validation_indices = None
         self.input.split_seed = 0
+        self.input.split_fractions = list(DEFAULT_SPLIT)
+        self.input.reference_level = None
         self.input.energy_weight = 150.0
         self.input.force_weight = 1.0
         self.input.twojmax = 6
@@ -203,8 +215,10 @@ class QSnapFit(FastStorageJob):
         from ..descriptors import resolve_settings
 
         dataset = load_dataset(self.input.dataset, self.project)
+        reference = resolve_reference_level(dataset, to_builtin(self.input.get("reference_level")),
+                                            "input.reference_level")
         level = self.input.training_level
-        level = max(dataset.levels) if level is None else level
+        level = reference if level is None else level
         if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) \
                 or int(level) not in dataset.levels:
             raise ValueError(f"input.training_level {level!r} is not a level of the dataset {list(dataset.levels)}")
@@ -224,20 +238,37 @@ class QSnapFit(FastStorageJob):
             raise ValueError("give either input.train_indices or input.selection_job, not both")
         if train is None and selection is None:
             raise ValueError("input.train_indices is missing (or give input.selection_job with selection_size)")
+        split = None
         if selection is not None:
-            train = self._selection_indices(selection, dataset.n_configs)
+            train, split = self._selection_indices(selection, dataset.n_configs)
         train = check_indices(train, dataset.n_configs, "input.train_indices")
+        fractions = check_fractions(to_builtin(self.input.get("split_fractions")) or DEFAULT_SPLIT)
+        validation = to_builtin(self.input.get("validation_indices"))
         test = to_builtin(self.input.test_indices)
+        if split is None and (validation is None or test is None):
+            _, default_validation, default_test = dataset_split(dataset, int(self.input.split_seed or 0), fractions)
+            split = (np.setdiff1d(default_validation, train), np.setdiff1d(default_test, train))
         if test is None:
-            _, test = complete_split(dataset, int(self.input.split_seed or 0))
-            test = np.setdiff1d(test, train)
-            if test.size == 0:
-                raise ValueError("the default test half is entirely in the training set; give input.test_indices")
+            test = split[1]
+            if len(test) == 0:
+                raise ValueError("the default test set is entirely in the training set; give input.test_indices")
         test = check_indices(test, dataset.n_configs, "input.test_indices")
+        if validation is None:
+            validation = np.setdiff1d(split[0], test)
+            validation = validation if validation.size else None
+        if validation is not None:
+            validation = check_indices(validation, dataset.n_configs, "input.validation_indices")
+            common = np.intersect1d(validation, train)
+            if common.size:
+                raise ValueError(f"input.validation_indices shares {common.size} configuration(s) with the training "
+                                 f"set (first: {int(common[0])}); the validation set must be held out")
         return {"dataset": dataset, "level": int(level), "we": we, "wf": wf, "settings": dict(settings),
-                "twojmax": int(twojmax), "train": train, "test": test}
+                "twojmax": int(twojmax), "train": train, "test": test, "validation": validation,
+                "reference": reference}
 
-    def _selection_indices(self, name, n_configs: int) -> np.ndarray:
+    def _selection_indices(self, name, n_configs: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """The selected training configurations (dataset indices) and the selection's (validation, test) sets
+        (None for a selection over a plain structure list)."""
         if self.project.get_job_id(name) is None:
             raise ValueError(f"input.selection_job: no job {name!r} in this project")
         job = self.project.load(name)
@@ -251,7 +282,11 @@ class QSnapFit(FastStorageJob):
         size = self.input.selection_size
         if size is None:
             raise ValueError("input.selection_size is missing (needed with input.selection_job)")
-        return job.get_selection(int(size), int(self.input.selection_repetition or 0))
+        chosen = job.get_selection(int(size), int(self.input.selection_repetition or 0))
+        validation, test = job.output.get("validation_indices"), job.output.get("test_indices")
+        if validation is None or test is None or len(test) == 0:
+            return chosen, None
+        return chosen, (np.asarray(validation, dtype=np.int64), np.asarray(test, dtype=np.int64))
 
     def validate_ready_to_run(self) -> None:
         """Check all input (dataset, level, indices, weights, 2Jmax) before the job is saved or computed."""
@@ -265,7 +300,7 @@ class QSnapFit(FastStorageJob):
         result = fit_qsnap(
             r["dataset"], r["train"], r["level"], r["we"], r["wf"], r["twojmax"], r["settings"],
             test_indices=r["test"], rcond=self.input.rcond, ridge=self.input.ridge, cache_dir=self.input.cache_dir,
-            element=self.input.element,
+            element=self.input.element, validation_indices=r["validation"], reference_level=r["reference"],
         )
         self.set_result(result, n_columns=int(result.coefficients.size))
         self.output.fit_seconds = time.perf_counter() - start
@@ -285,6 +320,8 @@ class QSnapFit(FastStorageJob):
             out[key] = value
         out.train_indices = np.asarray(result.train_indices, dtype=np.int64)
         out.test_indices = np.asarray([] if result.test_indices is None else result.test_indices, dtype=np.int64)
+        out.validation_indices = np.asarray([] if result.validation_indices is None else result.validation_indices,
+                                            dtype=np.int64)
         settings = to_builtin(self.input.descriptor_settings) or {}
         coeff, param = write_snap_potential(
             Path(self.working_directory) / self.job_name, result.coefficients, int(result.twojmax), dict(settings),

@@ -9,7 +9,8 @@
 >>> grid.input.repetitions = 5
 >>> grid.run()                                       # Ctrl-C and grid.run() again continues where it stopped
 >>> grid.get_table()                                 # one row per point
->>> grid.recommend(max_energy_rmse=5, max_force_rmse=150, max_twojmax=6).message
+>>> best = grid.recommend(max_energy_rmse=5, max_force_rmse=150, max_twojmax=6)   # median over draws, validation
+>>> best.message, best.test_errors, best.fit_job
 
 All points are computed from sufficient statistics by :func:`pyiron_mlip_tradeoff.fitting.run_grid` (no dense
 refit); each is then stored as a finished ``QSnapFit`` child job (``master_id`` = the grid's id) with its input,
@@ -41,6 +42,7 @@ import pandas as pd
 
 from ..dataset import LadderDataset
 from ..fitting import (
+    DEFAULT_SPLIT,
     DEFAULT_WEIGHT_RATIOS,
     SAMPLING_METHODS,
     GridPoint,
@@ -50,12 +52,20 @@ from ..fitting import (
     plan_grid,
     run_grid,
 )
-from ..pareto import Recommendation, add_md_cost_proxy, pareto_rows, recommend, summarize_repetitions
+from ..leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT
+from ..pareto import (
+    SUMMARIES,
+    Recommendation,
+    add_md_cost_proxy,
+    pareto_rows,
+    recommend,
+    summarize_repetitions,
+)
 from .base import mark_finished, to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
 from .queue import ChunkedMaster, QueueChunk, validate_chunk_settings
 
-__all__ = ["TradeoffGrid", "grid_draws", "point_job_name"]
+__all__ = ["TradeoffGrid", "grid_draws", "md_probe_name", "point_job_name"]
 
 _RESUMABLE = ("running", "aborted", "submitted", "collect")
 #: statuses from which ``job.run()`` continues a chunked grid (it may also be waiting for its chunks: suspended)
@@ -64,7 +74,8 @@ _DB_BATCH = 50  # children per database transaction
 #: grid coordinates stored in each child's input (besides the QSnapFit input)
 _CHILD_INPUT_COLUMNS = ("training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight",
                         "force_weight", "twojmax")
-_CHILD_OUTPUT_COLUMNS = ("n_train", "n_columns", "rank", "dft_seconds", "reference_level", "test_energy_rmse",
+_CHILD_OUTPUT_COLUMNS = ("n_train", "n_columns", "rank", "dft_seconds", "reference_level", "validation_energy_rmse",
+                         "validation_energy_rmse_shifted", "validation_force_rmse", "test_energy_rmse",
                          "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse",
                          "train_energy_rmse_shifted", "train_force_rmse")
 
@@ -78,6 +89,11 @@ def point_job_name(grid_name: str, key: tuple) -> str:
     """Name of the ``QSnapFit`` job of a grid point key (level, size, sampling, repetition, w_E, w_F, 2Jmax)."""
     level, size, sampling, rep, we, wf, tj = key
     return f"{grid_name}_L{level}_n{size}_{sampling}_r{rep}_we{_number_tag(we)}_wf{_number_tag(wf)}_j{tj}"
+
+
+def md_probe_name(grid_name: str, twojmax: int, n_columns: int, n_atoms: int, steps: int, cores: int) -> str:
+    """Name of the ``MDSpeed`` probe of a grid: keyed by model size (2Jmax, columns), cell size, steps and cores."""
+    return f"{grid_name}_md_speed_j{int(twojmax)}_p{int(n_columns)}_n{int(n_atoms)}_s{int(steps)}_c{int(cores)}"
 
 
 def grid_draws(spec: GridSpec) -> list[tuple[int, str, int]]:
@@ -105,9 +121,16 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         weight_ratios: w_E / w_F (default the study's 5, 10, 12.25, 50, 150, 300); force_weight: w_F (default 1).
         twojmax: list of 2Jmax. sampling: among ``"energy"``, ``"block"`` (∝ leverage) and ``"random"``.
         repetitions: draws per sampling method; seed: their seed.
-        test_indices: test configurations (default: the test half of a 50/50 split with ``split_seed``).
+        validation_indices, test_indices, split_fractions, split_seed: the sets. Recipes are chosen on the
+            validation set, the test set is only reported. Default: a seeded split by configuration into a training
+            pool, validation and test set (fractions 0.5/0.25/0.25; the pool is the training half of the earlier
+            50/50 split); sets given explicitly are used as given and the others cut from the remaining
+            configurations (``fitting.resolve_split``).
+        reference_level: level the errors are quoted against (default: the most precise level by its settings —
+            densest k-mesh, then highest cutoff; an ambiguous ladder is refused).
         descriptor_settings, element, rcond, ridge: as for ``QSnapFit``.
         leverage_energy_weight: w_E/w_F of the energy row in block leverage (default 150, the study's).
+        leverage_ridge: λ / s_max² of ridge leverage (default ``None``: automatic, see ``leverage.leverage_scores``).
         cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors). On a
             cluster it must be on a file system the compute nodes see, as pyiron projects are.
         chunk_size: draws per queue job (``None``, the default: no chunks); needs ``job.server.queue``. A draw is
@@ -159,10 +182,14 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         self.input.repetitions = 1
         self.input.seed = 0
         self.input.test_indices = None
+        self.input.validation_indices = None
         self.input.split_seed = 0
+        self.input.split_fractions = list(DEFAULT_SPLIT)
+        self.input.reference_level = None
         self.input.descriptor_settings = {}
         self.input.element = "Be"
-        self.input.leverage_energy_weight = 150.0
+        self.input.leverage_energy_weight = DEFAULT_LEVERAGE_ENERGY_WEIGHT
+        self.input.leverage_ridge = None
         self.input.rcond = None
         self.input.ridge = None
         self.input.cache_dir = None
@@ -193,6 +220,10 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             rcond=self.input.rcond,
             ridge=self.input.ridge,
             element=self.input.element,
+            validation_indices=to_builtin(self.input.get("validation_indices")),
+            split_fractions=to_builtin(self.input.get("split_fractions")) or DEFAULT_SPLIT,
+            reference_level=to_builtin(self.input.get("reference_level")),
+            leverage_ridge=to_builtin(self.input.get("leverage_ridge")),
         )
         return dataset, spec
 
@@ -458,6 +489,8 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         inp.training_level = int(r.training_level)
         inp.train_indices = np.asarray(r.train_indices, dtype=np.int64)
         inp.test_indices = np.asarray(spec.test_indices, dtype=np.int64)
+        inp.validation_indices = np.asarray(spec.validation_indices, dtype=np.int64)
+        inp.reference_level = int(r.reference_level)
         inp.energy_weight = float(r.energy_weight)
         inp.force_weight = float(r.force_weight)
         inp.twojmax = int(r.twojmax)
@@ -488,9 +521,10 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
     # -- results ---------------------------------------------------------------------------------------------
     def get_table(self) -> pd.DataFrame:
         """One row per grid point: training_level, subset_size, sampling, repetition, weight_ratio, energy_weight,
-        force_weight, twojmax, n_train, n_columns, rank, dft_seconds (s), reference_level, test_energy_rmse,
-        test_energy_rmse_shifted (meV/atom), test_force_rmse (meV/Å) — test errors vs the dataset's top level —,
-        the same train_* errors, and job_name (the point's ``QSnapFit`` job)."""
+        force_weight, twojmax, n_train, n_columns, rank, dft_seconds (DFT CPU seconds of the training set at the
+        training level; wall seconds where the dataset records no CPU time), reference_level,
+        validation_energy_rmse, validation_energy_rmse_shifted (meV/atom), validation_force_rmse (meV/Å) — vs the
+        reference level —, the same test_* and train_* errors, and job_name (the point's ``QSnapFit`` job)."""
         table = self.output.get("table")
         if table is None:
             raise ValueError(f"grid {self.job_name!r} has no results yet (status: {self.status})")
@@ -503,7 +537,8 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
 
     # -- MD cost -----------------------------------------------------------------------------------------------
     def md_speeds(self) -> dict[int, float]:
-        """Measured LAMMPS speed per 2Jmax (atom-timesteps/s), empty until :meth:`measure_md_speed` ran."""
+        """Measured LAMMPS speed per 2Jmax (atom-timesteps/s) of the latest :meth:`measure_md_speed`, empty until it
+        ran; ``output.md_speed`` also records the cell size, steps and cores of that measurement."""
         stored = self.output.get("md_speed")
         if not stored:
             return {}
@@ -521,56 +556,67 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         ``md_speed`` (atom-timesteps/s) and ``md_cost`` (s per atom-timestep) columns, and ``recommend(min_md_speed=…)``
         and ``pareto(objectives=[..., "md_cost"])`` use the measurement instead of the column-count proxy.
 
+        A probe is keyed by what it measured — model (2Jmax and descriptor settings), cell size, steps and cores:
+        its ``MDSpeed`` child is named after all of them, so an earlier probe is reused only for the same model size,
+        cell size, steps and cores, and a different request measures anew.
+
         Args:
-            n_atoms: size of the hcp Be cell (about; atoms).
+            n_atoms: size of the hcp cell (about; atoms).
             steps: timed MD steps.
             cores: MPI ranks of the LAMMPS run.
             twojmax: which 2Jmax to measure (default: all of the grid's).
 
         Returns:
-            ``{twojmax: atom-timesteps per second}``.
+            ``{twojmax: atom-timesteps per second}`` of this measurement.
         """
         from ..descriptors import n_columns, resolve_settings
 
         if not self.status.finished:
             raise RuntimeError(f"grid {self.job_name!r} has status {self.status}; run it first")
+        for name, value, minimum in (("n_atoms", n_atoms, 1), ("steps", steps, 1), ("cores", cores, 1)):
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
         settings = dict(to_builtin(self.input.descriptor_settings) or {})
         values = sorted({int(t) for t in (twojmax or self.get_table()["twojmax"].unique())})
-        speeds = self.md_speeds()
+        speeds = {}
         for tj in values:
             resolved = resolve_settings(tj, settings)
             p = n_columns(tj, int(resolved["quadraticflag"]), int(resolved["bzeroflag"]))
-            name = f"{self.job_name}_md_speed_j{tj}"
+            name = md_probe_name(self.job_name, tj, p, n_atoms, steps, cores)
             job = self.project.create.job.MDSpeed(name)
             if not job.status.finished:
                 job.input.coefficients = np.full(p, 1e-10)
                 job.input.twojmax = tj
                 job.input.descriptor_settings = settings
                 job.input.element = self.input.element
-                job.input.n_atoms = n_atoms
-                job.input.steps = steps
+                job.input.n_atoms = int(n_atoms)
+                job.input.steps = int(steps)
                 job.input.nvt_steps = 0  # a probe cannot blow up: only the timed run is needed
                 job.input.nve_steps = 0
-                job.input.cores = cores
+                job.input.cores = int(cores)
                 job.master_id = self.job_id
                 job.run()
             speeds[tj] = float(job.output.atom_steps_per_second)
-        self.output.md_speed = {"twojmax": list(speeds), "atom_steps_per_second": list(speeds.values())}
+        self.output.md_speed = {"twojmax": list(speeds), "atom_steps_per_second": list(speeds.values()),
+                                "n_atoms": int(n_atoms), "steps": int(steps), "cores": int(cores)}
         self.to_hdf()
         return speeds
 
     def pareto(
         self,
-        objectives: Sequence[str] = ("test_energy_rmse", "test_force_rmse", "dft_seconds"),
-        summarize: str | None = None,
+        objectives: Sequence[str] = ("validation_energy_rmse", "validation_force_rmse", "dft_seconds"),
+        summarize: str | None = "median",
     ) -> pd.DataFrame:
-        """Non-dominated grid points (all objectives minimised), sorted by the first objective.
+        """Non-dominated recipes (all objectives minimised), sorted by the first objective.
 
         Objectives are table columns, plus ``md_cost_proxy`` (qSNAP column count of the point's 2Jmax — a stand-in
         for MD cost; larger is slower) and, after :meth:`measure_md_speed`, ``md_cost`` (measured seconds per
-        atom-timestep). ``summarize`` (``"mean"``, ``"median"``,
-        ``"max"``) first aggregates the repetitions of each recipe.
+        atom-timestep). ``summarize`` (``"median"``, the default, ``"mean"`` or ``"max"``) first aggregates the
+        repetitions of each recipe (the spread of every error stays as ``<column>_spread``); ``None`` ranks single
+        draws. Recipes are compared on validation errors by default; the test columns are in the rows for reporting.
         """
+        if summarize is not None and summarize not in SUMMARIES:
+            raise ValueError(f"summarize must be one of {SUMMARIES} or None, got {summarize!r}")
         table = self.get_table()
         if summarize is not None:
             table = summarize_repetitions(table, how=summarize)
@@ -585,21 +631,23 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         min_md_speed: float | None = None,
         max_twojmax: int | None = None,
         cost: str = "dft_seconds",
-        summarize: str | None = None,
+        summarize: str | None = "median",
         **kwargs: str,
     ) -> Recommendation:
-        """The cheapest grid point (by ``cost``, default the training set's DFT seconds) meeting the targets.
+        """The cheapest recipe (by ``cost``, default the training set's DFT CPU seconds) meeting the targets.
 
-        Delegates to :func:`pyiron_mlip_tradeoff.pareto.recommend` (errors vs the top level: meV/atom, meV/Å).
+        Delegates to :func:`pyiron_mlip_tradeoff.pareto.recommend`: the draws of each recipe are summarised
+        (``summarize``: median by default, ``"max"`` for a recipe that meets the targets for every draw, ``None``
+        to rank single draws), the recipe is chosen on its *validation* errors (meV/atom, meV/Å vs the reference
+        level), and the returned :class:`~pyiron_mlip_tradeoff.pareto.Recommendation` reports its validation and
+        test errors (median and spread), how many draws meet the targets on each set, and ``fit_job``, the
+        ``QSnapFit`` job of a representative draw (load it with ``grid.project.load(best.fit_job)``).
         ``min_md_speed`` (atom-timesteps/s) needs the measured speeds of :meth:`measure_md_speed` (a KeyError says
-        so otherwise); ``max_twojmax`` limits the model size without a measurement. ``summarize`` aggregates
-        repetitions first (``"max"``: a recipe that meets the targets for every draw).
+        so otherwise); ``max_twojmax`` limits the model size without a measurement.
         """
-        table = self.get_table()
-        if summarize is not None:
-            table = summarize_repetitions(table, how=summarize)
-        return recommend(table, max_energy_rmse=max_energy_rmse, max_force_rmse=max_force_rmse,
-                         min_md_speed=min_md_speed, max_twojmax=max_twojmax, cost=cost, **kwargs)
+        return recommend(self.get_table(), max_energy_rmse=max_energy_rmse, max_force_rmse=max_force_rmse,
+                         min_md_speed=min_md_speed, max_twojmax=max_twojmax, cost=cost, summarize=summarize,
+                         **kwargs)
 
     def get_fit(self, row: int | Mapping) -> QSnapFit:
         """The ``QSnapFit`` job of a table row (its position in :meth:`get_table`, or the row itself)."""
