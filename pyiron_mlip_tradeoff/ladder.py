@@ -45,7 +45,7 @@ from .precision import PrecisionLevel, resolve_levels
 
 __all__ = [
     "ENGINES", "LadderResults", "LadderUnit", "collect_ladder", "compute_units", "load_unit", "pending_units",
-    "plan_units", "make_unit", "run_ladder", "split_into_chunks", "unit_path", "validate_ladder_input",
+    "plan_units", "make_unit", "run_ladder", "store_result", "split_into_chunks", "unit_path", "validate_ladder_input",
 ]
 
 ENGINES = ("gpaw", "vasp")
@@ -210,7 +210,7 @@ def load_unit(unit: LadderUnit) -> CalculationResult | None:
     return CalculationResult.from_dict(data)
 
 
-def _store(unit: LadderUnit, result: CalculationResult, n_atoms: int) -> None:
+def store_result(unit: LadderUnit, result: CalculationResult, n_atoms: int) -> None:
     """Write ``result`` (checked: a result without energy, forces or timing is stored as failed) to the unit's file."""
     data = result.checked(n_atoms).to_dict()
     data["fingerprint"] = unit.fingerprint
@@ -324,7 +324,7 @@ def compute_units(
 
     def finish(unit: LadderUnit, result: CalculationResult) -> None:
         n_atoms = len(structures[unit.config])
-        _store(unit, result, n_atoms)
+        store_result(unit, result, n_atoms)
         result = load_unit(unit) or result
         if on_result is not None:
             on_result(unit, result)

@@ -60,3 +60,70 @@ def test_outcar_parsed_by_pyiron_matches_ase_reader():
     assert result.wall_seconds == pytest.approx(124.967) and result.core_seconds == pytest.approx(124.972)
     assert result.engine == "vasp" and result.engine_version.startswith("vasp.5")
     assert not result.failed
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# engine options and magnetic moments reach the written input
+def test_engine_options_reach_incar_and_potcar_choice(project, tmp_path):
+    from ase.build import bulk
+
+    iron = bulk("Fe", "bcc", a=2.83, cubic=True)
+    iron.set_initial_magnetic_moments([2.5, -2.5])  # antiferromagnetic start
+    options = {"incar": {"algo": "Fast", "NCORE": 2, "LASPH": True}, "potcar": {"xc": "PBE", "Fe": "Fe_pv"}}
+    job = configure_vasp_job(project.create.job.Vasp("fe_l2"), iron, REFERENCE_LADDER[2], options)
+    job.write_magmoms()  # what write_input does before writing INCAR (POTCAR files need VASP's potentials)
+    incar, kpoints = _written(job, tmp_path)
+    tags = dict(line.split("#")[0].strip().split("=", 1) for line in incar.splitlines())
+    assert tags["ALGO"] == "Fast" and tags["NCORE"] == "2" and tags["LASPH"] == ".TRUE."
+    assert float(tags["ENCUT"]) == 300.0 and tags["ISMEAR"] == "1"  # the level's own tags stay
+    assert tags["ISPIN"] == "2" and [float(m) for m in tags["MAGMOM"].split()] == [2.5, -2.5]
+    assert job.potential.to_dict() == {"Fe": "Fe_pv"} and job.input.potcar["xc"] == "PBE"
+    assert kpoints.splitlines()[3] == " ".join(map(str, REFERENCE_LADDER[2].kpoint_mesh(iron.cell[:])))
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"kpoints": 3}, r"unknown VASP engine option\(s\) \['kpoints'\]"),
+        ({"incar": {"ENCUT": 600}}, "ENCUT is set by the precision level"),
+        ({"incar": {"MAGMOM": [1, 2]}}, "not a number, string or boolean"),
+        ({"potcar": {"xc": "PW91"}}, "xc must be one of"),
+        ({"potcar": {"W": "W_sv"}}, "'W', which is in none of the structures"),
+        ({"potcar": {"Be": "Fe_pv"}}, "POTCAR of Be"),
+    ],
+)
+def test_bad_vasp_options_rejected_before_anything_runs(hcp_be, options, match):
+    from pyiron_mlip_tradeoff.dft.base import InputError
+    from pyiron_mlip_tradeoff.ladder import validate_ladder_input
+
+    with pytest.raises(InputError, match=match):
+        validate_ladder_input([hcp_be], [1], "vasp", options)
+
+
+def test_finished_vasp_job_without_outcar_is_failed(project, hcp_be):
+    """A VASP job that says finished but left no OUTCAR is a failed calculation, never a success with NaN."""
+    from pyiron_mlip_tradeoff.dft.vasp import result_from_vasp_job
+
+    job = project.create.job.ScriptJob("no_outcar")  # a real pyiron job that finished without any VASP output
+    job.save()
+    job.status.finished = True
+    result = result_from_vasp_job(job, hcp_be, REFERENCE_LADDER[1])
+    assert result.failed and "without an OUTCAR" in result.error and np.isnan(result.energy)
+
+
+def test_queue_ladder_makes_one_vasp_job_per_calculation(project, hcp_be, rattled_be, tmp_path):
+    """With a queue, a VASP ladder is cut into one ``Vasp`` job per calculation, each with its own input."""
+    job = project.create.job.PrecisionLadder("vasp_queue")
+    job.input.structures = [hcp_be, rattled_be]
+    job.input.levels = [1, 2]
+    job.input.engine = "vasp"
+    job.input.engine_options = {"incar": {"ALGO": "Fast"}}
+    job.input.unit_store = str(tmp_path / "store")
+    chunks = job._queue_chunks()
+    assert [len(c.items) for c in chunks] == [1, 1, 1, 1]
+    assert [c.items[0].name for c in chunks] == ["c00000_L1", "c00001_L1", "c00000_L2", "c00001_L2"]
+    child = job._new_chunk_job(chunks[3], "vasp_queue_chunk00003")
+    assert child.__class__.__name__ == "Vasp" and job._chunk_matches(child, chunks[3])
+    assert not job._chunk_matches(child, chunks[2])
+    incar, kpoints = _written(child, tmp_path)
+    assert "ALGO=Fast" in incar and "ENCUT=300.0" in incar and kpoints.splitlines()[3] == "4 4 2"

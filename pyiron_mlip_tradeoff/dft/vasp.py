@@ -164,9 +164,10 @@ def result_from_vasp_job(job, atoms: Atoms, level: PrecisionLevel) -> Calculatio
     if not job.status.finished:
         return CalculationResult.failure(len(atoms), mesh, f"VASP job {job.job_name} ended with status {job.status}",
                                          engine="vasp")
-    if job.is_compressed():
+    workdir = Path(job.working_directory)
+    if workdir.is_dir() and job.is_compressed():
         job.decompress()
-    outcar = Path(job.working_directory) / "OUTCAR"
+    outcar = workdir / "OUTCAR"
     if not outcar.exists():
         return CalculationResult.failure(
             len(atoms), mesh, f"VASP job {job.job_name} finished without an OUTCAR in {job.working_directory}",
