@@ -127,3 +127,55 @@ def test_queue_ladder_makes_one_vasp_job_per_calculation(project, hcp_be, rattle
     assert not job._chunk_matches(child, chunks[2])
     incar, kpoints = _written(child, tmp_path)
     assert "ALGO=Fast" in incar and "ENCUT=300.0" in incar and kpoints.splitlines()[3] == "4 4 2"
+
+
+def _potcar_header(name: str, valence: float, enmax: float) -> str:
+    """The lines of a POTCAR that pyiron reads (title, valence electrons, ENMAX on line 15) — a header only, no
+    potential: VASP's PAW files are licensed and not installed here; the test checks which file pyiron picks."""
+    lines = [f"  PAW_PBE {name} 01Jan2000", f" {valence:.13f}", " parameters from PSCTR are:"]
+    lines += [f"   placeholder line {i}" for i in range(3, 14)]
+    lines += [f"   ENMAX  =  {enmax:.3f}; ENMIN  =  200.000 eV", "   (header only)"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def vasp_potentials(tmp_path):
+    """A pyiron resource folder with two Fe POTCAR headers (Fe, Fe_pv) and pyiron's potential tables."""
+    from pyiron_base import state
+
+    root = tmp_path / "resources"
+    pots = root / "vasp" / "potentials"
+    for name, valence, enmax in (("Fe", 8.0, 267.883), ("Fe_pv", 14.0, 293.238)):
+        (pots / "paw-gga-pbe" / name).mkdir(parents=True)
+        (pots / "paw-gga-pbe" / name / "POTCAR").write_text(_potcar_header(name, valence, enmax))
+    (pots / "potentials_vasp.csv").write_text(
+        ",Config,Filename,Model,Name,Species\n"
+        "0,[],['paw-gga-pbe/Fe/POTCAR'],gga-pbe,Fe-gga-pbe,['Fe']\n"
+        "1,[],['paw-gga-pbe/Fe_pv/POTCAR'],gga-pbe,Fe_pv-gga-pbe,['Fe']\n"
+    )
+    (pots / "potentials_vasp_pbe_default.csv").write_text(",Name\nFe,Fe-gga-pbe\n")
+    state.settings.resource_paths.insert(0, str(root))
+    yield root
+    state.settings.resource_paths.remove(str(root))
+
+
+@pytest.mark.parametrize("potcar, title", [({}, "PAW_PBE Fe "), ({"xc": "PBE", "Fe": "Fe_pv"}, "PAW_PBE Fe_pv ")],
+                         ids=["default", "Fe_pv"])
+def test_written_input_files_of_a_vasp_job(project, vasp_potentials, potcar, title):
+    """``write_input`` of the pyiron Vasp job (VASP is not run): INCAR with the options and MAGMOM, the chosen
+    POTCAR, the level's KPOINTS."""
+    from ase.build import bulk
+
+    iron = bulk("Fe", "bcc", a=2.83, cubic=True)
+    iron.set_initial_magnetic_moments([2.2, 2.2])
+    job = configure_vasp_job(project.create.job.Vasp(f"fe_input_{len(potcar)}"), iron, REFERENCE_LADDER[3],
+                             {"incar": {"ALGO": "Fast", "NELM": 80}, "potcar": potcar})
+    folder = Path(job.working_directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    job.write_input()
+    incar = (folder / "INCAR").read_text()
+    tags = dict(line.split("#")[0].strip().split("=", 1) for line in incar.splitlines() if "=" in line)
+    assert tags["ALGO"] == "Fast" and tags["NELM"] == "80" and float(tags["ENCUT"]) == 400.0
+    assert tags["ISPIN"] == "2" and [float(m) for m in tags["MAGMOM"].split()] == [2.2, 2.2]
+    assert (folder / "POTCAR").read_text().startswith(f"  {title}")
+    assert (folder / "KPOINTS").read_text() == kpoints_text(iron, REFERENCE_LADDER[3])
