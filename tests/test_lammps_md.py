@@ -349,6 +349,10 @@ def test_supercell_of_a_user_structure():
     assert len(big) == 250 and np.allclose(big.cell.lengths(), 5 * 2.55)  # 5 × 5 × 5 cubic repeats
     skewed = supercell(bulk("Be", "hcp", a=2.29, c=3.58), 200)  # a non-orthogonal cell: repeats by cell heights
     assert abs(len(skewed) - 200) <= 20
+    from pyiron_atomistics import ase_to_pyiron
+
+    from_pyiron = supercell(ase_to_pyiron(bcc), 16)  # a pyiron structure works the same
+    assert len(from_pyiron) == 16 and from_pyiron.get_chemical_symbols() == ["Be"] * 16
     with pytest.raises(ValueError, match="periodic"):
         supercell(bulk("Be", "bcc", a=2.55, cubic=True).copy().__class__("Be", positions=[[0, 0, 0]]), 10)
 
