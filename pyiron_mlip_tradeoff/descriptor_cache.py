@@ -276,8 +276,9 @@ def prepare_chunked_cache(
     elements: Sequence[str] | None = None,
     virial: bool = False,
     name: str | None = None,
+    write: bool = True,
     **settings,
-) -> ChunkedDescriptorCache:
+) -> ChunkedDescriptorCache | Path:
     """Validate everything and write (or re-check) the manifest of a chunked cache; no LAMMPS work.
 
     Args:
@@ -287,6 +288,10 @@ def prepare_chunked_cache(
         chunk_size: configurations per chunk (≥ 1).
         virial: also compute the 6 virial rows per configuration.
         name: folder name of the cache; default: ``qsnap_2j<T>_<hash of the pool>`` (content addressed).
+        write: ``False`` only validates and returns the cache folder the input belongs to (nothing written).
+
+    Returns:
+        the :class:`ChunkedDescriptorCache` (its folder with ``write=False``).
 
     Raises:
         ValueError / TypeError: bad chunk size, elements, settings or structures (the message names the chunk and
@@ -299,12 +304,12 @@ def prepare_chunked_cache(
     n_configs = len(structures)
     if n_configs == 0:
         raise ValueError("no structures given: descriptors need at least one configuration")
+    if name is not None and (not isinstance(name, str) or not name or Path(name).name != name):
+        raise ValueError(f"name must be a plain folder name, got {name!r}")
     root = check_writable_folder(cache_dir)
     bounds = _bounds(n_configs, chunk_size)
     keys, n_atoms = _chunk_keys(structures, bounds, twojmax, names, settings)
     key = _pool_key(keys, chunk_size, virial)
-    if name is not None and (not isinstance(name, str) or not name or Path(name).name != name):
-        raise ValueError(f"name must be a plain folder name, got {name!r}")
     path = root / (name or f"qsnap_2j{int(twojmax)}_{key[:32]}")
     manifest = {
         "format": CHUNKED_FORMAT_VERSION, "key": key, "twojmax": int(twojmax), "elements": list(names),
@@ -314,7 +319,7 @@ def prepare_chunked_cache(
     if (path / MANIFEST).is_file():
         old = ChunkedDescriptorCache(path)
         if old.key == key:
-            return old
+            return old if write else path
         if (old.chunk_size, old.n_configs, old.twojmax, old.elements, old.settings, old.virial) != (
                 chunk_size, n_configs, int(twojmax), names, manifest["settings"], bool(virial)):
             raise ValueError(
@@ -329,6 +334,8 @@ def prepare_chunked_cache(
             f"{' …' if len(changed) > 5 else ''} ({len(changed)} of {len(keys)}) hash differently from when it was "
             "set up; use another name or delete the folder"
         )
+    if not write:
+        return path
     path.mkdir(parents=True, exist_ok=True)
     tmp = path / f".{MANIFEST}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(manifest))

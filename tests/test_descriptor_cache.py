@@ -175,3 +175,68 @@ def test_bad_structure_named_by_chunk_and_configuration(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match=r"chunk 1 \(configurations 2\.\.3; .*structure 1 contains \['Cu'\]"):
         compute_chunked_descriptors(tmp_path, pool, TWOJMAX, chunk_size=2)
     assert not list(tmp_path.glob("*/manifest.json"))
+
+
+# ---- pyiron jobs: DescriptorPool (in this process) and DescriptorChunk ------------------------------------------
+def test_descriptor_pool_job_in_process(project, tmp_path):
+    job = project.create.job.DescriptorPool("pool")
+    job.input.structures = _pool(5)
+    job.input.twojmax = TWOJMAX
+    job.input.chunk_size = 2
+    job.input.n_workers = 2
+    job.input.cache_dir = str(tmp_path)
+    job.run()
+    job = project.load("pool")
+    assert job.status.finished and job.output.n_chunks == 3 and job.output.n_computed == 3
+    cache = ChunkedDescriptorCache(job.output.cache)
+    assert cache.path.parent == tmp_path
+    _same(cache.load(), compute_descriptors(_pool(5), TWOJMAX))
+
+
+def test_descriptor_chunk_job_computes_its_chunk_only(project, tmp_path):
+    from pyiron_mlip_tradeoff.dft.base import InputError
+
+    pool = _pool(5)
+    cache = prepare_chunked_cache(tmp_path, pool, TWOJMAX, chunk_size=2)
+    job = project.create.job.DescriptorChunk("chunk")
+    job.input.cache = str(cache.path)
+    job.input.chunks = [1]
+    job.input.structures = pool[2:4]
+    job.run()
+    job = project.load("chunk")
+    assert job.status.finished and list(job.output.computed) == ["chunk_00001"] and list(job.output.skipped) == []
+    assert cache.done_chunks() == [1]
+    _same(cache.load([2, 3]), compute_descriptors(pool[2:4], TWOJMAX))
+    # the structures of another chunk are refused before the job is saved
+    wrong = project.create.job.DescriptorChunk("wrong")
+    wrong.input.cache = str(cache.path)
+    wrong.input.chunks = [0]
+    wrong.input.structures = pool[2:4]
+    with pytest.raises(InputError, match=r"structures of chunk 0 \(configurations 0\.\.1\) differ"):
+        wrong.run()
+    assert wrong.job_id is None and cache.done_chunks() == [1]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+        ({"cache_dir": "/proc/descriptor_cache"}, "not writable"),
+        ({"queue": "nowhere"}, "queue 'nowhere'"),
+        ({"n_workers": 0}, "n_workers must be a positive integer"),
+        ({"settings": '{"rcutfac": -1}'}, "rcutfac must be positive"),
+    ],
+)
+def test_bad_pool_job_input_rejected_before_anything(project, tmp_path, monkeypatch, inputs, match):
+    from pyiron_mlip_tradeoff.dft.base import InputError
+
+    _no_lammps(monkeypatch)
+    job = project.create.job.DescriptorPool("bad")
+    job.input.structures = _pool(3)
+    job.input.twojmax = TWOJMAX
+    job.input.cache_dir = str(tmp_path / "cache")
+    for key, value in inputs.items():
+        job.input[key] = value
+    with pytest.raises(InputError, match=match):
+        job.run()
+    assert job.job_id is None and not list(tmp_path.glob("cache/*"))
