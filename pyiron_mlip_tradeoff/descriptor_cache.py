@@ -383,12 +383,13 @@ def compute_chunked_descriptors(
         the :class:`ChunkedDescriptorCache`.
     """
     n_workers = _check_workers(n_workers)
+    n_chunks = len(_bounds(len(structures), check_chunk_size(chunk_size)))
+    wanted = range(n_chunks) if chunks is None else sorted({int(k) for k in chunks})
+    for k in wanted:
+        if not 0 <= k < n_chunks:
+            raise ValueError(f"chunk index {k} is out of range: the pool has {n_chunks} chunks")
     cache = prepare_chunked_cache(cache_dir, structures, twojmax, chunk_size=chunk_size, element=element,
                                   elements=elements, virial=virial, name=name, **settings)
-    wanted = range(cache.n_chunks) if chunks is None else sorted({int(k) for k in chunks})
-    for k in wanted:
-        if not 0 <= k < cache.n_chunks:
-            raise ValueError(f"chunk index {k} is out of range: the pool has {cache.n_chunks} chunks")
     todo = [k for k in wanted if cache.chunk_store(k) is None]
     kwargs = cache._settings_kwargs()
 

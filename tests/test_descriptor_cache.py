@@ -78,6 +78,8 @@ def test_chunks_on_two_workers_equal_the_in_memory_rows(tmp_path):
     assert other.path != cache.path and other.missing_chunks() == [0, 1, 2]
     with pytest.raises(ValueError, match=r"chunk\(s\) \[0, 1, 2\] are not computed"):
         other.load()
+    with pytest.raises(ValueError, match="chunk index 3 is out of range: the pool has 3 chunks"):
+        compute_chunked_descriptors(tmp_path, pool, TWOJMAX, chunk_size=2, chunks=[3])
 
 
 _KILLED_RUN = textwrap.dedent("""
@@ -191,6 +193,13 @@ def test_descriptor_pool_job_in_process(project, tmp_path):
     cache = ChunkedDescriptorCache(job.output.cache)
     assert cache.path.parent == tmp_path
     _same(cache.load(), compute_descriptors(_pool(5), TWOJMAX))
+    # default cache folder: in the job's working directory
+    job = project.create.job.DescriptorPool("pool_default_cache")
+    job.input.structures = _pool(2)
+    job.input.twojmax = TWOJMAX
+    job.run()
+    assert Path(job.output.cache).parent == Path(job.working_directory) / "descriptors"
+    _same(ChunkedDescriptorCache(job.output.cache).load(), compute_descriptors(_pool(2), TWOJMAX))
 
 
 def test_descriptor_chunk_job_computes_its_chunk_only(project, tmp_path):
