@@ -21,6 +21,8 @@ JOB_CLASSES = {
     "TradeoffGrid": "pyiron_mlip_tradeoff.jobs.grid",
     "GridChunk": "pyiron_mlip_tradeoff.jobs.grid_chunk",
     "MDSpeed": "pyiron_mlip_tradeoff.jobs.md",
+    "DescriptorPool": "pyiron_mlip_tradeoff.jobs.descriptor_pool",
+    "DescriptorChunk": "pyiron_mlip_tradeoff.jobs.descriptor_chunk",
 }
 
 
