@@ -96,7 +96,8 @@ class FastStorageJob(PythonTemplateJob):
     """A ``PythonTemplateJob`` that writes its HDF5 file in two file sessions instead of one per stored value.
 
     ``input`` goes with pyiron's generic job data (``input/data``), ``output`` into ``output/<name>``; a DataFrame
-    in ``output`` is stored as its columns and loads back as a DataFrame. Storing a job costs a few ms instead of
+    in ``output`` is stored as its columns and loads back as a DataFrame. An in-memory ``LadderDataset`` in
+    ``input.dataset`` is stored once in the job's file (group ``input_dataset``) and loads back as the object. Storing a job costs a few ms instead of
     tens, which matters when a grid stores thousands of them. An unreachable network database raises
     :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
     """
@@ -106,6 +107,21 @@ class FastStorageJob(PythonTemplateJob):
         super().__init__(project, job_name)
 
     def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
+        # an in-memory LadderDataset given as input.dataset is written once into the job's own file
+        dataset = self.input.get("dataset") if hasattr(self, "input") else None
+        if not isinstance(dataset, LadderDataset):
+            self._write_hdf(hdf, group_name)
+            return
+        self.input.dataset = STORED_DATASET
+        try:
+            self._write_hdf(hdf, group_name)
+        finally:
+            self.input.dataset = dataset
+        if getattr(self, "_stored_dataset", None) is not dataset:
+            store_dataset(self._hdf5, dataset, _DATASET_GROUP)
+            self._stored_dataset = dataset
+
+    def _write_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         # what GenericJob.to_hdf writes (status, server, input/data) plus the output, in one uncompressed session
         self._set_hdf(hdf=hdf, group_name=group_name)
         data = self.to_dict()
@@ -121,6 +137,9 @@ class FastStorageJob(PythonTemplateJob):
                 stored = h.read_dict_from_hdf(recursive=True)
             for key, value in stored.items():
                 self.output[key] = _decode(value)
+        if hasattr(self, "input") and self.input.get("dataset") == STORED_DATASET:
+            self.input.dataset = restore_dataset(self._hdf5, _DATASET_GROUP)
+            self._stored_dataset = self.input.dataset
 
 
 def load_dataset(
@@ -252,27 +271,6 @@ class QSnapFit(FastStorageJob):
         self.input.rcond = None
         self.input.ridge = None
         self.input.cache_dir = None
-
-    # -- storage of an in-memory dataset ------------------------------------------------------------------
-    def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
-        dataset = self.input.get("dataset")
-        if not isinstance(dataset, LadderDataset):
-            super().to_hdf(hdf=hdf, group_name=group_name)
-            return
-        self.input.dataset = STORED_DATASET
-        try:
-            super().to_hdf(hdf=hdf, group_name=group_name)
-        finally:
-            self.input.dataset = dataset
-        if getattr(self, "_stored_dataset", None) is not dataset:
-            store_dataset(self._hdf5, dataset, _DATASET_GROUP)
-            self._stored_dataset = dataset
-
-    def from_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
-        super().from_hdf(hdf=hdf, group_name=group_name)
-        if self.input.get("dataset") == STORED_DATASET:
-            self.input.dataset = restore_dataset(self._hdf5, _DATASET_GROUP)
-            self._stored_dataset = self.input.dataset
 
     # -- input -----------------------------------------------------------------------------------------------
     def _model(self, dataset: LadderDataset) -> dict:
