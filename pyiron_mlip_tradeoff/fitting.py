@@ -48,6 +48,7 @@ from .descriptors import (
     resolve_settings,
 )
 from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, check_ridge, leverage_scores, ranking, repetition_rng
+from .reference import check_reference, reference_contributions
 from .reference_level import resolve_reference_level
 from .regression import (
     ALL_GROUPS,
@@ -516,8 +517,6 @@ def target_offsets(
     Returns:
         :class:`TargetOffsets`, or None when there is nothing to subtract (the labels are fitted as they are).
     """
-    from .reference import reference_contributions
-
     energies = check_reference_energies(reference_energies, elements)
     if not energies and reference_potential is None:
         return None
@@ -861,8 +860,6 @@ def fit_qsnap(
             an unloadable reference pair style, a reference level not in the dataset or an ambiguous ladder —
             all before any descriptor is computed.
     """
-    from .reference import check_reference
-
     level = _check_level(dataset, training_level)
     reference = resolve_reference_level(dataset, reference_level)
     we = check_weight("energy_weight", energy_weight)
@@ -1130,8 +1127,6 @@ def plan_grid(
     energies = check_reference_energies(reference_energies, names)
     gw = check_group_weights(group_weights, dataset.group_names)
     if reference_potential is not None:
-        from .reference import check_reference
-
         check_reference(reference_potential, names)
     levels_list = list(dataset.levels) if levels is None else _as_list(levels, "levels")
     levels_t = tuple(_check_level(dataset, lv, "training level") for lv in levels_list)

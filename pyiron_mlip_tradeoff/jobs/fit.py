@@ -51,6 +51,7 @@ from ..fitting import (
     fit_qsnap,
 )
 from ..lammps import pair_style_lines, write_potential_include, write_snap_potential
+from ..reference import check_reference
 from ..reference_level import resolve_reference_level
 from .base import mark_finished, to_builtin
 from .database import ensure_database_reachable
@@ -275,8 +276,6 @@ class QSnapFit(FastStorageJob):
     # -- input -----------------------------------------------------------------------------------------------
     def _model(self, dataset: LadderDataset) -> dict:
         """Elements, stress weight, reference and group weights, checked against the data (keys named)."""
-        from ..reference import check_reference
-
         elements = to_builtin(self.input.get("elements"))
         names = check_model_elements(dataset, None if elements else self.input.get("element", "Be"),
                                      elements or None, "input.elements")
