@@ -8,7 +8,8 @@ levels are cheaper settings (see :data:`EMBEDDED_LADDER`), and ``validate_top_le
 level 6 is to the reference level 6 on a sample of configurations.
 
 Every finished calculation is kept as one small JSON file in a *unit store* (``data/be_ladder/units`` in the
-repository), so the computation resumes across sittings and machines; ``make_bundled_dataset`` assembles the
+repository), named by the calculation's fingerprint (structure, level settings, engine options; see
+:mod:`pyiron_mlip_tradeoff.ladder`), so the computation resumes across sittings and machines; ``make_bundled_dataset`` assembles the
 store into the compact HDF5 file inside the package once every calculation is present.
 """
 
@@ -195,7 +196,7 @@ def write_bundled(
     return dataset
 
 
-#: the reference study's level 6 (0.10 Å⁻¹, 900 eV), numbered 60 so that its stored units differ from the embedded 6
+#: the reference study's level 6 (0.10 Å⁻¹, 900 eV), numbered 60 so that it is told apart from the embedded 6 in tables
 REFERENCE_TOP_LEVEL = PrecisionLevel(60, REFERENCE_LADDER[6].kspacing, REFERENCE_LADDER[6].cutoff)
 
 

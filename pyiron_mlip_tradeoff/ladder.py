@@ -1,9 +1,15 @@
 """The precision ladder: the same structures computed at several DFT precision levels, one file per calculation.
 
-Each (structure, level) pair is a *unit*. Its result is written to ``<workdir>/units/c<config>_L<level>.json``
-the moment it finishes (atomically), together with a fingerprint of structure, level and engine settings.
-Running the ladder again skips every unit whose file exists with a matching fingerprint, so an interrupted
-ladder (even one killed with ``kill -9``) resumes where it stopped and recomputes nothing that finished.
+Each (structure, level) pair is a *unit*. Its result is written to ``<workdir>/units/<fingerprint>.json`` the
+moment it finishes (atomically); the fingerprint (:func:`~pyiron_mlip_tradeoff.dft.base.structure_fingerprint`)
+hashes the structure, the level's settings and the engine with its options. A *unit store* is therefore keyed by
+what is computed, not by where a structure sits in some input list: any ladder pointed at a store reuses every
+calculation any other ladder finished there, and two ladders with different structure lists never overwrite each
+other. Running a ladder again skips every unit whose file exists, so an interrupted ladder (even one killed with
+``kill -9``) resumes where it stopped and recomputes nothing that finished.
+
+Stores written by earlier versions (``units/c<config>_L<level>.json``, keyed by position) are adopted on first
+use: a file whose stored fingerprint is the old fingerprint of this ladder's unit is moved to its new name.
 A unit that failed (SCF not converged, engine error, crashed worker) is stored as failed with its message and
 is not retried unless asked (``retry_failed=True``).
 
@@ -27,13 +33,19 @@ import numpy as np
 from ase import Atoms
 
 from .dataset import LadderDataset
-from .dft.base import CalculationResult, InputError, check_structures, structure_fingerprint
+from .dft.base import (
+    CalculationResult,
+    InputError,
+    check_structures,
+    legacy_fingerprint,
+    structure_fingerprint,
+)
 from .dft.worker import SINGLE_THREAD_ENV, task_dict, write_json_atomic
 from .precision import PrecisionLevel, resolve_levels
 
 __all__ = [
     "ENGINES", "LadderResults", "LadderUnit", "collect_ladder", "compute_units", "load_unit", "pending_units",
-    "plan_units", "run_ladder", "split_into_chunks", "unit_path", "validate_ladder_input",
+    "plan_units", "make_unit", "run_ladder", "store_result", "split_into_chunks", "unit_path", "validate_ladder_input",
 ]
 
 ENGINES = ("gpaw", "vasp")
@@ -44,7 +56,8 @@ Runner = Callable[["LadderUnit", Atoms], CalculationResult]
 
 @dataclass(frozen=True)
 class LadderUnit:
-    """One (structure, level) calculation of a ladder."""
+    """One (structure, level) calculation of a ladder: ``config`` is the structure's index in the ladder, ``path``
+    the calculation's file in the store (named by its ``fingerprint``)."""
 
     config: int
     level: PrecisionLevel
@@ -53,7 +66,8 @@ class LadderUnit:
 
     @property
     def name(self) -> str:
-        return self.path.stem
+        """``c<config>_L<level>``: the calculation's place in this ladder (for messages and logs)."""
+        return f"c{int(self.config):05d}_L{int(self.level.level)}"
 
 
 def validate_ladder_input(
@@ -67,8 +81,8 @@ def validate_ladder_input(
 
     Raises:
         InputError: empty structure list, atoms closer than 0.5 Å, a non-periodic or cell-less structure, an unknown
-            level number, a non-positive cutoff or k-spacing, an unknown engine or engine option, a non-positive core
-            count, or (GPAW) an element without an installed PAW setup.
+            level number, a non-positive cutoff or k-spacing, an unknown engine or engine option (named) or a bad
+            option value, a non-positive core count, or (GPAW) an element without an installed PAW setup.
     """
     if engine not in ENGINES:
         raise InputError(f"unknown DFT engine {engine!r}; choose one of {list(ENGINES)}")
@@ -81,46 +95,92 @@ def validate_ladder_input(
     except (ValueError, TypeError) as err:
         raise InputError(str(err)) from err
     options = dict(engine_options or {})
+    symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
     if engine == "gpaw":
         from .dft.gpaw import check_engine_options, missing_setups
 
         options = check_engine_options(options)
-        symbols = {s for atoms in structures for s in atoms.get_chemical_symbols()}
-        missing = missing_setups(symbols, xc=options.get("xc", "PBE"))
+        missing = missing_setups(symbols, xc=options.get("xc", "PBE"), setups=options.get("setups"))
         if missing:
             raise InputError(
                 f"no GPAW PAW setup installed for {missing} (looked in gpaw-data and GPAW_SETUP_PATH); "
                 "install one or remove those structures"
             )
+    else:
+        from .dft.vasp import check_engine_options as check_vasp_options
+
+        options = check_vasp_options(options, symbols)
     return structures, resolved, options
 
 
-def unit_path(workdir: str | os.PathLike, config: int, level: int) -> Path:
-    """Where the result of configuration ``config`` (its index in the ladder) at level number ``level`` is stored."""
+def unit_path(workdir: str | os.PathLike, fingerprint: str) -> Path:
+    """Where the calculation with ``fingerprint`` is stored in the unit store ``workdir``."""
+    return Path(workdir) / "units" / f"{fingerprint}.json"
+
+
+def _legacy_path(workdir: str | os.PathLike, config: int, level: int) -> Path:
     return Path(workdir) / "units" / f"c{int(config):05d}_L{int(level)}.json"
+
+
+def make_unit(
+    config: int, atoms: Atoms, level: PrecisionLevel, workdir: str | os.PathLike, engine: str,
+    engine_options: dict | None = None,
+) -> LadderUnit:
+    """The unit of structure ``atoms`` (index ``config`` in its ladder) at ``level`` in the store ``workdir``."""
+    fingerprint = structure_fingerprint(atoms, level, engine, engine_options)
+    return LadderUnit(config=int(config), level=level, path=unit_path(workdir, fingerprint), fingerprint=fingerprint)
 
 
 def plan_units(
     structures: Sequence[Atoms], levels: Sequence[PrecisionLevel], workdir: str | os.PathLike, engine: str,
     engine_options: dict | None = None,
 ) -> list[LadderUnit]:
-    """All units of a ladder, level by level (cheap levels first when given in ladder order)."""
-    return [
-        LadderUnit(
-            config=c,
-            level=level,
-            path=unit_path(workdir, c, level.level),
-            fingerprint=structure_fingerprint(atoms, level, engine, engine_options),
-        )
+    """All units of a ladder, level by level (cheap levels first when given in ladder order).
+
+    Calculations that a store in the old layout holds for these units are adopted (see the module docstring).
+    """
+    units = [
+        make_unit(c, atoms, level, workdir, engine, engine_options)
         for level in levels
         for c, atoms in enumerate(structures)
     ]
+    if any((Path(workdir) / "units").glob("c*_L*.json")):
+        for unit in units:
+            adopt_legacy_unit(unit, structures[unit.config], workdir, engine, engine_options)
+    return units
+
+
+def adopt_legacy_unit(
+    unit: LadderUnit, atoms: Atoms, workdir: str | os.PathLike, engine: str, engine_options: dict | None = None
+) -> bool:
+    """Move the old-layout file of ``unit`` (``c<config>_L<level>.json``) to its fingerprint name if it holds this
+    very calculation (its stored fingerprint is the unit's old fingerprint); returns whether it did."""
+    old = _legacy_path(workdir, unit.config, unit.level.level)
+    if unit.path.exists() or not old.exists():
+        return False
+    try:
+        data = json.loads(old.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if data.get("fingerprint") != legacy_fingerprint(atoms, unit.level, engine, engine_options):
+        return False
+    data["fingerprint"] = unit.fingerprint
+    write_json_atomic(unit.path, data)
+    try:
+        old.unlink()
+    except FileNotFoundError:  # another process adopted it at the same time
+        pass
+    return True
 
 
 def pending_units(units: Iterable[LadderUnit], retry_failed: bool = False) -> list[LadderUnit]:
-    """The units without a stored result (and, with ``retry_failed``, those stored as failed), in the given order."""
-    todo = []
+    """The units without a stored result (and, with ``retry_failed``, those stored as failed), in the given order;
+    a calculation asked for twice (the same structure and settings) is listed once."""
+    todo, seen = [], set()
     for unit in units:
+        if unit.fingerprint in seen:
+            continue
+        seen.add(unit.fingerprint)
         stored = load_unit(unit)
         if stored is None or (retry_failed and stored.failed):
             todo.append(unit)
@@ -150,8 +210,9 @@ def load_unit(unit: LadderUnit) -> CalculationResult | None:
     return CalculationResult.from_dict(data)
 
 
-def _store(unit: LadderUnit, result: CalculationResult) -> None:
-    data = result.to_dict()
+def store_result(unit: LadderUnit, result: CalculationResult, n_atoms: int) -> None:
+    """Write ``result`` (checked: a result without energy, forces or timing is stored as failed) to the unit's file."""
+    data = result.checked(n_atoms).to_dict()
     data["fingerprint"] = unit.fingerprint
     unit.path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(unit.path, data)
@@ -208,7 +269,8 @@ def run_ladder(
         workdir: folder where each unit's result is stored as it finishes.
         engine: ``"gpaw"`` (run in worker processes) or ``"vasp"`` (needs ``runner``).
         cores: number of calculations run side by side, each single-threaded (GPAW).
-        engine_options: engine keywords (GPAW: ``maxiter``, ``convergence``, ``xc``, ``symmetry``, ``txt``).
+        engine_options: engine keywords (GPAW: see :mod:`pyiron_mlip_tradeoff.dft.gpaw`; VASP: ``incar``,
+            ``potcar``, see :mod:`pyiron_mlip_tradeoff.dft.vasp`).
         retry_failed: recompute units stored as failed.
         runner: computes a unit in this process instead of in a worker (how the VASP engine is driven).
         timeout: seconds after which a worker calculation is abandoned as failed (GPAW).
@@ -261,7 +323,9 @@ def compute_units(
         bar = tqdm(total=len(units), desc="precision ladder", unit="calc")
 
     def finish(unit: LadderUnit, result: CalculationResult) -> None:
-        _store(unit, result)
+        n_atoms = len(structures[unit.config])
+        store_result(unit, result, n_atoms)
+        result = load_unit(unit) or result
         if on_result is not None:
             on_result(unit, result)
         if bar is not None:

@@ -12,7 +12,8 @@ for an atom of element e. The ``.snapparam`` file carries the descriptor setting
 
 Besides writing and reading those files, this module holds what an MD speed and stability measurement needs
 without pyiron: checks of a potential and of MD settings that fail before LAMMPS starts
-(:func:`check_snap_potential`, :func:`check_md_settings`), the hcp cell (:func:`hcp_supercell`), the LAMMPS input
+(:func:`check_snap_potential`, :func:`check_md_settings`), the cell (:func:`hcp_supercell` by default, or a
+supercell of the user's structure, :func:`supercell`), the LAMMPS input
 of the measurement (:func:`md_protocol_lines`), parsers of LAMMPS' log and dump (:func:`parse_log`,
 :func:`read_dump_frames`), the stability quantities (:func:`energy_drift`, :func:`min_pair_distance`,
 :func:`assess_stability`) and a single-point evaluation through ``pair_style snap`` (:func:`evaluate_snap`).
@@ -59,6 +60,7 @@ __all__ = [
     "MDSettings",
     "check_md_settings",
     "hcp_supercell",
+    "supercell",
     "md_protocol_lines",
     "RunBlock",
     "LammpsLog",
@@ -567,6 +569,54 @@ def check_md_settings(
     return settings
 
 
+def _repeats_near(unit: Atoms, n_atoms: int) -> tuple[int, int, int]:
+    """Repeats of ``unit`` that bring the atom count closest to ``n_atoms`` with a near-cubic cell: the score is
+    the relative count error plus 0.05 × (longest / shortest cell height − 1)."""
+    cell = np.asarray(unit.get_cell())
+    volume = abs(np.linalg.det(cell))
+    # heights of the cell between opposite faces (the edge lengths for an orthogonal cell)
+    lengths = np.array([volume / np.linalg.norm(np.cross(cell[(i + 1) % 3], cell[(i + 2) % 3])) for i in range(3)])
+    if np.allclose(cell - np.diag(np.diag(cell)), 0.0):
+        lengths = np.linalg.norm(cell, axis=1)
+    edge = (n_atoms / len(unit) * volume) ** (1 / 3)
+    guess = np.maximum(1, np.round(edge / lengths)).astype(int)
+    best, best_score = None, np.inf
+    ranges = [range(max(1, g - 3), g + 4) for g in guess]
+    for nx in ranges[0]:
+        for ny in ranges[1]:
+            for nz in ranges[2]:
+                reps = np.array([nx, ny, nz])
+                count = len(unit) * reps.prod()
+                sides = reps * lengths
+                score = abs(count - n_atoms) / n_atoms + 0.05 * (sides.max() / sides.min() - 1)
+                if score < best_score:
+                    best, best_score = reps, score
+    return tuple(int(r) for r in best)
+
+
+def supercell(structure: Atoms, n_atoms: int | None = None) -> Atoms:
+    """The user's periodic ``structure`` (ASE or pyiron ``Atoms``) as given (``n_atoms=None``) or repeated
+    n_x × n_y × n_z times to the atom count closest to ``n_atoms`` with a near-cubic cell (see :func:`hcp_supercell`).
+
+    Species, positions (Å) and cell are kept; initial velocities and the like are not.
+
+    Raises:
+        ValueError: not a structure, no atoms, not periodic in all three directions, no cell volume, ``n_atoms`` < 1.
+    """
+    if not isinstance(structure, Atoms):
+        raise ValueError(f"the MD structure must be an ASE or pyiron Atoms, got {type(structure).__name__}")
+    if len(structure) == 0:
+        raise ValueError("the MD structure has no atoms")
+    if not np.all(structure.get_pbc()) or abs(structure.cell.volume) < 1e-6:
+        raise ValueError("the MD structure must be periodic in all three directions with a cell of non-zero volume")
+    unit = Atoms(structure.get_chemical_symbols(), positions=structure.get_positions(), cell=structure.get_cell()[:],
+                 pbc=True)
+    if n_atoms is None:
+        return unit
+    n_atoms = _positive_int("n_atoms (cell size)", n_atoms)
+    return unit.repeat(_repeats_near(unit, n_atoms))
+
+
 def hcp_supercell(n_atoms: int, element: str = "Be", a: float = 2.29, c: float = 3.58) -> Atoms:
     """An orthorhombic hcp supercell with about ``n_atoms`` atoms and roughly equal edge lengths.
 
@@ -582,21 +632,7 @@ def hcp_supercell(n_atoms: int, element: str = "Be", a: float = 2.29, c: float =
     n_atoms = _positive_int("n_atoms (cell size)", n_atoms)
     a, c = _finite("a (Å)", a, 0.0, True), _finite("c (Å)", c, 0.0, True)
     unit = bulk(element, "hcp", a=a, c=c, orthorhombic=True)
-    lengths = np.linalg.norm(unit.get_cell(), axis=1)
-    edge = (n_atoms / len(unit) * unit.get_volume()) ** (1 / 3)
-    guess = np.maximum(1, np.round(edge / lengths)).astype(int)
-    best, best_score = None, np.inf
-    ranges = [range(max(1, g - 3), g + 4) for g in guess]
-    for nx in ranges[0]:
-        for ny in ranges[1]:
-            for nz in ranges[2]:
-                reps = np.array([nx, ny, nz])
-                count = len(unit) * reps.prod()
-                sides = reps * lengths
-                score = abs(count - n_atoms) / n_atoms + 0.05 * (sides.max() / sides.min() - 1)
-                if score < best_score:
-                    best, best_score = reps, score
-    return unit.repeat(tuple(int(r) for r in best))
+    return unit.repeat(_repeats_near(unit, n_atoms))
 
 
 _DUMP_FORMAT = '"%d %d %20.15g %20.15g %20.15g %20.15g %20.15g %20.15g %20.15g %20.15g %20.15g"'
@@ -789,20 +825,30 @@ def is_instability_error(message: str | None) -> bool:
     return bool(message) and bool(_INSTABILITY.search(message))
 
 
-def read_dump_frames(path: str | os.PathLike, element: str = "Be") -> list[Atoms]:
+def read_dump_frames(path: str | os.PathLike, elements: str | Sequence[str] = "Be") -> list[Atoms]:
     """All frames of a LAMMPS text dump (``dump custom`` with ``id type xsu ysu zsu …``) as ASE structures.
 
-    Positions are in LAMMPS' frame (a rotation of the input frame; distances are unchanged); every atom gets
-    ``element``. Frames may differ in atom count (atoms lost during the run).
+    Positions are in LAMMPS' frame (a rotation of the input frame; distances are unchanged). Atom type ``k`` is
+    ``elements[k - 1]`` (the potential's element list, in the order of its ``pair_coeff`` line; one symbol for a
+    one-element model). Frames may differ in atom count (atoms lost during the run).
+
+    Raises:
+        ValueError: the dump has an atom type beyond the element list.
     """
     from ase.io import read
 
+    elements = [elements] if isinstance(elements, str) else list(elements)
     path = Path(path)
     if not path.is_file() or path.stat().st_size == 0:
         return []
     frames = read(path, format="lammps-dump-text", index=":")
     for atoms in frames:
-        atoms.set_chemical_symbols([element] * len(atoms))
+        types = atoms.get_atomic_numbers()  # ASE's reader puts the LAMMPS atom type here
+        if len(types) and (types.min() < 1 or types.max() > len(elements)):
+            raise ValueError(
+                f"{path}: atom types {sorted(set(types.tolist()))} do not fit the element list {elements}"
+            )
+        atoms.set_chemical_symbols([elements[t - 1] for t in types])
     return frames
 
 

@@ -8,10 +8,17 @@ import pytest
 
 from pyiron_mlip_tradeoff.bundled import DEFAULT_UNIT_STORE, EMBEDDED_LADDER, collect_bundled, store_status
 from pyiron_mlip_tradeoff.dataset import BUNDLED_PATH, load_bundled
-from pyiron_mlip_tradeoff.ladder import run_ladder
+from pyiron_mlip_tradeoff.ladder import make_unit, run_ladder
 from pyiron_mlip_tradeoff.precision import REFERENCE_LADDER
 
 pytestmark = pytest.mark.skipif(not DEFAULT_UNIT_STORE.is_dir(), reason="no bundled unit store in this checkout")
+
+
+def _bundled_indexed():
+    from pyiron_mlip_tradeoff.bundled import bundled_structures
+
+    structures, _ = bundled_structures()
+    return range(len(structures)), structures
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +90,23 @@ def test_bundled_file_matches_the_unit_store():
     np.testing.assert_array_equal(fresh.energy, shipped.energy)
     np.testing.assert_array_equal(fresh.forces, shipped.forces)
     np.testing.assert_array_equal(fresh.core_seconds, shipped.core_seconds)
+    np.testing.assert_array_equal(fresh.seconds, shipped.seconds)
+    np.testing.assert_array_equal(fresh.stress, shipped.stress)
+    np.testing.assert_array_equal(fresh.kmesh, shipped.kmesh)
+
+
+def test_store_is_keyed_by_fingerprint():
+    """Every committed calculation sits under its own fingerprint (the store was migrated from the positional
+    ``c<config>_L<level>.json`` layout), and each bundled (configuration, level) has its own file."""
+    from pyiron_mlip_tradeoff.bundled import DEFAULT_VALIDATION_STORE
+
+    for store in (DEFAULT_UNIT_STORE, DEFAULT_VALIDATION_STORE):
+        files = list((store / "units").glob("*.json"))
+        assert files and not list((store / "units").glob("c*_L*.json"))
+        for path in files:
+            assert json.loads(path.read_text())["fingerprint"] == path.stem
+    status = store_status()
+    assert status.missing.sum() == 0 and status.finished.sum() + status.failed.sum() == 6 * 410
 
 
 def test_validation_sample_is_the_stored_top_level_check():
@@ -108,10 +132,13 @@ def test_validation_sample_is_the_stored_top_level_check():
     if 6 not in dataset.levels:
         return
     top = dataset.levels.index(6)
-    for k, index in enumerate(chosen):
-        stored = DEFAULT_VALIDATION_STORE / "units" / f"c{k:05d}_L6.json"
+    n_checked = 0
+    for index in chosen:
+        stored = make_unit(index, dataset.structures[index], EMBEDDED_LADDER[6], DEFAULT_VALIDATION_STORE, "gpaw").path
         if stored.is_file():
+            n_checked += 1
             assert json.loads(stored.read_text())["energy"] == pytest.approx(dataset.energy[top, index], abs=1e-6)
+    assert n_checked == 10
 
 
 def test_validate_top_level_table_from_stored_units(tmp_path):
@@ -121,8 +148,11 @@ def test_validate_top_level_table_from_stored_units(tmp_path):
     table = validate_top_level(3, unit_store=tmp_path, cores=2, progress=False,
                                embedded=REFERENCE_LADDER[1], reference=REFERENCE_LADDER[2])
     assert len(table) == 3
-    for k, row in table.iterrows():
-        low, high = (json.loads((tmp_path / "units" / f"c{k:05d}_L{lv}.json").read_text()) for lv in (1, 2))
+    structures = {int(i): a for i, a in zip(*_bundled_indexed(), strict=True)}
+    for _, row in table.iterrows():
+        atoms = structures[int(row.config)]
+        low, high = (json.loads(make_unit(0, atoms, REFERENCE_LADDER[lv], tmp_path, "gpaw").path.read_text())
+                     for lv in (1, 2))
         assert low["error"] is None and high["error"] is None
         n = len(low["forces"])
         assert row.n_atoms == n

@@ -1,5 +1,7 @@
 """GPAW run for real on tiny Be cells at low levels: physics checks, not stored numbers."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -81,11 +83,13 @@ def test_rerun_recomputes_nothing(ladder_results):
 
 def test_changed_structure_is_recomputed(tmp_path, hcp_be):
     run_ladder([hcp_be], [1], tmp_path)
-    first = (tmp_path / "units" / "c00000_L1.json").stat().st_mtime_ns
+    (first,) = (tmp_path / "units").glob("*.json")
+    stamp = first.stat().st_mtime_ns
     moved = hcp_be.copy()
     moved.positions[1] += [0.0, 0.0, 0.05]
     changed = run_ladder([moved], [1], tmp_path)
-    assert (tmp_path / "units" / "c00000_L1.json").stat().st_mtime_ns != first
+    files = sorted((tmp_path / "units").glob("*.json"))
+    assert len(files) == 2 and first.stat().st_mtime_ns == stamp  # a new calculation, the first one kept
     assert not changed.failed.any()
 
 
@@ -109,3 +113,115 @@ def test_failed_level_leaves_the_others_intact(tmp_path, hcp_be, rattled_be):
 def test_missing_setup_detected():
     assert missing_setups(["Be", "Al"]) == []
     assert missing_setups(["Be", "Tc"]) == ["Tc"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a store keyed by what is computed
+def _counting():
+    computed = []
+    return computed, lambda unit, result: computed.append(unit.fingerprint)
+
+
+def test_two_ladders_share_a_store(tmp_path, hcp_be, rattled_be):
+    """Ladders with different structure lists share one store: nothing finished is recomputed or overwritten."""
+    from ase.build import bulk
+
+    bcc = bulk("Be", "bcc", a=2.55)
+    first_done, on_first = _counting()
+    first = run_ladder([hcp_be, rattled_be], [1, 2], tmp_path, cores=2, on_result=on_first)
+    assert len(first_done) == 4
+    stamps = {f: f.stat().st_mtime_ns for f in (tmp_path / "units").glob("*.json")}
+    assert len(stamps) == 4
+
+    # another list: a new structure first, the first ladder's two swapped, one of them twice
+    second_done, on_second = _counting()
+    second = run_ladder([bcc, rattled_be, hcp_be, rattled_be], [1, 2], tmp_path, cores=2, on_result=on_second)
+    assert len(second_done) == 2  # only bcc at levels 1 and 2: the first ladder's four are reused
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps  # and none of them was rewritten
+    np.testing.assert_array_equal(second.energy[:, [2, 1]], first.energy)
+    np.testing.assert_array_equal(second.energy[:, 3], second.energy[:, 1])
+
+    # the first ladder again, and a ladder of the same calculations under other level numbers: 0 recomputed
+    third_done, on_third = _counting()
+    again = run_ladder([hcp_be, rattled_be], [1, 2], tmp_path, on_result=on_third)
+    renamed = run_ladder([rattled_be], [PrecisionLevel(11, None, 300.0)], tmp_path, on_result=on_third)
+    assert third_done == []
+    np.testing.assert_array_equal(again.energy, first.energy)
+    assert renamed.energy[0, 0] == first.energy[0, 1]
+    assert len(list((tmp_path / "units").glob("*.json"))) == 6
+
+
+def test_old_positional_store_is_adopted(tmp_path, hcp_be):
+    """A store written in the old layout (``units/c<config>_L<level>.json``) is used, not recomputed."""
+    import json
+
+    from pyiron_mlip_tradeoff.dft.base import legacy_fingerprint
+
+    result = run_gpaw(hcp_be, REFERENCE_LADDER[1])
+    old = tmp_path / "units" / "c00000_L1.json"
+    old.parent.mkdir(parents=True)
+    data = result.to_dict()
+    data["fingerprint"] = legacy_fingerprint(hcp_be, REFERENCE_LADDER[1], "gpaw", {})
+    old.write_text(json.dumps(data))
+    foreign = tmp_path / "units" / "c00001_L1.json"  # another ladder's calculation at that position
+    foreign.write_text(json.dumps({**data, "fingerprint": "0" * 24}))
+    done, on_result = _counting()
+    results = run_ladder([hcp_be, hcp_be.repeat((1, 1, 2))], [1], tmp_path, on_result=on_result)
+    assert len(done) == 1 and results.energy[0, 0] == result.energy  # the second structure is computed
+    assert not old.exists() and foreign.exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# engine options
+def test_spin_polarised_iron_from_initial_moments(tmp_path):
+    """bcc Fe with initial moments of 2.5 μB ends near its moment of ~2.2 μB and below the non-magnetic state."""
+    from ase.build import bulk
+
+    level = PrecisionLevel(1, 1.0, 250.0)  # 4 × 4 × 4 k-points on the 1-atom cell: seconds
+    magnetic = bulk("Fe", "bcc", a=2.83)
+    magnetic.set_initial_magnetic_moments([2.5])
+    flat = bulk("Fe", "bcc", a=2.83)
+    flat.set_initial_magnetic_moments([0.0])  # ASE's bulk() would start Fe at 2.3 μB
+    options = {"convergence": {"energy": 1e-5, "density": 1e-4}, "mixer": {"beta": 0.1, "nmaxold": 5, "weight": 50.0}}
+    results = run_ladder([magnetic, flat], [level], tmp_path, cores=2, engine_options=options)
+    assert not results.failed.any(), results.messages
+    stored = sorted(json.loads(p.read_text())["extra"].get("magnetic_moment", 0.0)
+                    for p in (tmp_path / "units").glob("*.json"))
+    assert stored[0] == 0.0 and 1.8 < stored[1] < 2.6  # μB per atom; the flat start stays non-magnetic
+    assert results.energy[0, 0] < results.energy[0, 1] - 0.2  # ferromagnetic bcc Fe is far below (~0.5 eV)
+
+
+def test_engine_options_checked_and_passed(hcp_be):
+    from pyiron_mlip_tradeoff.dft.base import InputError
+    from pyiron_mlip_tradeoff.dft.gpaw import check_engine_options
+    from pyiron_mlip_tradeoff.ladder import validate_ladder_input
+
+    options = {"spinpol": True, "mixer": {"name": "pulay", "beta": 0.05, "nmaxold": 5, "weight": 50.0},
+               "nbands": "150%", "setups": {"Be": "paw"}}
+    params = gpaw_parameters(hcp_be, REFERENCE_LADDER[1], **options)
+    assert all(params[key] == value for key, value in options.items())
+    for bad, match in [
+        ({"kpts": 3}, r"unknown GPAW engine option\(s\) \['kpts'\]"),
+        ({"mixer": {"beta": 2.0}}, "beta must be in"),
+        ({"mixer": {"betta": 0.1}}, "not accepted by GPAW"),
+        ({"nbands": "lots"}, "nbands"),
+        ({"spinpol": "yes"}, "spinpol"),
+        ({"convergence": {"energie": 1e-5}}, "convergence"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            check_engine_options(bad)
+    with pytest.raises(InputError, match=r"no GPAW PAW setup installed for \['Be \(sc\)'\]"):
+        validate_ladder_input([hcp_be], [1], "gpaw", {"setups": {"Be": "sc"}})
+    assert missing_setups(["Ag"], setups={"Ag": "11"}) == []  # Ag.11.PBE ships with gpaw-data
+
+
+def test_result_without_energy_or_timing_is_failed():
+    from pyiron_mlip_tradeoff.dft.base import CalculationResult
+
+    good = CalculationResult(-1.0, np.zeros((2, 3)), np.zeros(6), 1.0, 1.0, (1, 1, 1), engine="vasp")
+    assert good.checked(2) is good
+    no_time = CalculationResult(-1.0, np.zeros((2, 3)), np.zeros(6), float("nan"), 1.0, (1, 1, 1), engine="vasp")
+    assert no_time.checked(2).failed and "no timing" in no_time.checked(2).error
+    no_energy = CalculationResult(float("nan"), np.zeros((2, 3)), np.zeros(6), 1.0, 1.0, (1, 1, 1))
+    assert "no energy" in no_energy.checked(2).error
+    assert "forces" in good.checked(3).error

@@ -156,3 +156,39 @@ def test_bad_input_rejected_before_anything_runs(project, hcp_be, case):
         job.run()
     assert len(project.job_table()) == 0, "bad input must not create a job in the database"
     assert not Path(job.working_directory).exists() or not any(Path(job.working_directory).iterdir())
+
+
+def test_two_ladder_jobs_share_a_unit_store(project, hcp_be, rattled_be, tmp_path):
+    """A second ladder job with another structure list reuses every calculation the first one stored."""
+    store = tmp_path / "shared_store"
+    first = project.create.job.PrecisionLadder("first")
+    first.input.structures = [hcp_be, rattled_be]
+    first.input.levels = [1]
+    first.input.unit_store = str(store)
+    first.run()
+    stamps = {f: f.stat().st_mtime_ns for f in (store / "units").glob("*.json")}
+    assert len(stamps) == 2
+
+    bcc = bulk("Be", "bcc", a=2.55)
+    second = project.create.job.PrecisionLadder("second")
+    second.input.structures = [rattled_be, bcc, hcp_be]
+    second.input.levels = [1]
+    second.input.unit_store = str(store)
+    second.run()
+    assert len(list((store / "units").glob("*.json"))) == 3  # only bcc was computed
+    assert {f: f.stat().st_mtime_ns for f in stamps} == stamps
+    np.testing.assert_array_equal(second.output.energy[0, [2, 0]], first.output.energy[0])
+    assert project.load("first").output.energy[0].tolist() == first.output.energy[0].tolist()
+
+
+def test_structures_keep_magnetic_moments_through_hdf5():
+    from pyiron_mlip_tradeoff.jobs.base import _pack, _unpack
+
+    iron = bulk("Fe", "bcc", a=2.83, cubic=True)
+    iron.set_initial_magnetic_moments([2.0, -2.0])
+    beryllium = bulk("Be", "hcp", a=2.29, c=3.58)
+    beryllium.set_initial_magnetic_moments([0.0, 0.0])
+    back = _unpack(_pack([beryllium, iron]))
+    assert back[1].get_initial_magnetic_moments().tolist() == [2.0, -2.0]
+    assert back[0].get_initial_magnetic_moments().tolist() == [0.0, 0.0]
+    assert "initial_magmoms" not in _pack([beryllium])  # nothing extra stored for non-magnetic input

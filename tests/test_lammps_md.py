@@ -334,3 +334,101 @@ def test_protocol_lines_follow_settings():
     assert "timestep 0.002\n" in text and "velocity all create 200.0" in text
     report = assess_stability(parse_log(""), settings, 10)
     assert report.atoms_lost == 0 and np.isnan(report.energy_drift)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the user's own structure
+def test_supercell_of_a_user_structure():
+    from ase.build import bulk
+
+    from pyiron_mlip_tradeoff.lammps import supercell
+
+    bcc = bulk("Be", "bcc", a=2.55, cubic=True)
+    assert supercell(bcc, None) is not bcc and len(supercell(bcc, None)) == 2
+    big = supercell(bcc, 250)
+    assert len(big) == 250 and np.allclose(big.cell.lengths(), 5 * 2.55)  # 5 × 5 × 5 cubic repeats
+    skewed = supercell(bulk("Be", "hcp", a=2.29, c=3.58), 200)  # a non-orthogonal cell: repeats by cell heights
+    assert abs(len(skewed) - 200) <= 20
+    from pyiron_atomistics import ase_to_pyiron
+
+    from_pyiron = supercell(ase_to_pyiron(bcc), 16)  # a pyiron structure works the same
+    assert len(from_pyiron) == 16 and from_pyiron.get_chemical_symbols() == ["Be"] * 16
+    with pytest.raises(ValueError, match="periodic"):
+        supercell(bulk("Be", "bcc", a=2.55, cubic=True).copy().__class__("Be", positions=[[0, 0, 0]]), 10)
+
+
+def test_read_dump_frames_maps_types_to_the_element_list(tmp_path):
+    from pyiron_mlip_tradeoff.lammps import read_dump_frames
+
+    dump = tmp_path / "dump.out"
+    dump.write_text(
+        "ITEM: TIMESTEP\n0\nITEM: NUMBER OF ATOMS\n3\nITEM: BOX BOUNDS pp pp pp\n0 4\n0 4\n0 4\n"
+        "ITEM: ATOMS id type xsu ysu zsu\n1 2 0 0 0\n2 1 0.5 0.5 0.5\n3 2 0.25 0.25 0.25\n"
+    )
+    (frame,) = read_dump_frames(dump, ["Ni", "Al"])
+    assert frame.get_chemical_symbols() == ["Al", "Ni", "Al"]
+    with pytest.raises(ValueError, match=r"atom types \[1, 2\] do not fit the element list \['Ni'\]"):
+        read_dump_frames(dump, "Ni")
+
+
+@pytest.mark.parametrize("n_atoms, expected", [(None, 16), (120, 128)])
+def test_mdspeed_on_a_user_bcc_cell(project, fitted, n_atoms, expected):
+    """The Be model runs on the user's bcc Be crystal as given (16 atoms) and on a supercell of it near 120 atoms (2 × 2 × 2 repeats);
+    the structure survives the job's HDF5 round trip and pyiron writes ASE's mass of Be."""
+    from ase.build import bulk
+    from ase.data import atomic_masses
+
+    crystal = bulk("Be", "bcc", a=2.55, cubic=True).repeat((2, 2, 2))
+    crystal.rattle(0.02, seed=3)
+    job = project.create.job.MDSpeed(f"md_bcc_{expected}")
+    job.input.snapcoeff = str(fitted["coeff"])
+    job.input.snapparam = str(fitted["param"])
+    for key, value in {**SMALL, "nvt_steps": 20, "nve_steps": 20, "steps": 20}.items():
+        job.input[key] = value
+    job.input.structure = crystal
+    job.input.n_atoms = n_atoms
+    job.run()
+    out = job.output
+    assert out.n_atoms == expected and out.atoms_lost == 0 and list(out.elements) == ["Be"]
+    assert out.atom_steps_per_second > 0 and np.isfinite(out.atom_steps_per_second)
+    assert 1.5 < out.min_distance < 2.4  # bcc Be nearest neighbours at 2.21 Å, thermal motion around them
+    loaded = project.load(job.job_name)
+    stored = loaded.input.structure
+    np.testing.assert_allclose(stored.positions, crystal.positions, atol=1e-12)
+    child = project.load(f"{job.job_name}_lammps")
+    if child.is_compressed():
+        child.decompress()
+    text = (Path(child.working_directory) / "structure.inp").read_text()
+    masses = text.split("Masses")[1].split("Atoms")[0].split()
+    assert masses[:2] == ["1", f"{atomic_masses[4]:.6f}"]
+
+
+def test_mdspeed_structure_checked_before_lammps(project, fitted):
+    from ase.build import bulk
+
+    job = project.create.job.MDSpeed("md_wrong_species")
+    _configure(job, fitted)
+    job.input.structure = bulk("W", "bcc", a=3.16, cubic=True)
+    with pytest.raises(ValueError, match="potential for 'Be'"):
+        job.run()
+    job = project.create.job.MDSpeed("md_no_cell")
+    _configure(job, fitted)
+    job.input.structure = bulk("Be", "bcc", a=2.55, cubic=True)
+    job.input.structure.pbc = False
+    with pytest.raises(ValueError, match="periodic"):
+        job.run()
+    assert len(project.job_table()) == 0
+
+
+def test_md_speed_table_on_the_users_crystal(project):
+    from ase.build import bulk
+
+    from pyiron_mlip_tradeoff.jobs.md import md_speed_table
+
+    crystal = bulk("Be", "bcc", a=2.55, cubic=True)
+    table = md_speed_table(project, crystal, twojmax=(2, 4), n_atoms=54, steps=20, name="bcc_speed")
+    assert list(table.index) == [2, 4] and (table.n_atoms == 54).all()
+    assert table.n_coefficients.tolist() == [21, 120]  # quadratic qSNAP columns with the constant
+    assert (table.atom_steps_per_second > 0).all()
+    # a larger model costs more per step (2Jmax 4 quadratic has ~6× the terms of 2Jmax 2)
+    assert table.atom_steps_per_second[2] > table.atom_steps_per_second[4]

@@ -75,3 +75,76 @@ def test_bad_arguments():
         generate_candidates(0)
     with pytest.raises(ValueError):
         farthest_point_selection(np.zeros((3, 2)), 4)
+
+
+def test_bundled_structures_unchanged():
+    """The generator still makes the bundled dataset's 410 cells (cached in the repository's unit store)."""
+    import json
+
+    import h5io
+
+    from pyiron_mlip_tradeoff.bundled import BUNDLED_SEED, DEFAULT_UNIT_STORE, MAX_ATOMS, N_BUNDLED
+    from pyiron_mlip_tradeoff.dataset import arrays_to_atoms
+
+    cache = DEFAULT_UNIT_STORE / "structures.h5"
+    if not cache.is_file():
+        pytest.skip("no bundled structure cache in this checkout")
+    data = h5io.read_hdf5(str(cache), title="bundled_structures")
+    fresh, labels = generate_structures(N_BUNDLED, seed=BUNDLED_SEED, max_atoms=MAX_ATOMS)
+    assert labels == json.loads(data["labels"])
+    for a, b in zip(fresh, arrays_to_atoms(data), strict=True):
+        assert a.get_chemical_symbols() == b.get_chemical_symbols()
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(a.cell[:], b.cell[:], rtol=0, atol=1e-12)
+
+
+def test_other_element_from_ase_reference_data():
+    structures, labels = generate_structures(12, seed=1, oversample=2, elements="W", max_atoms=8)
+    assert labels[0] == "ground_state_bcc"
+    assert structures[0].cell.lengths()[0] == pytest.approx(3.16 * np.sqrt(3) / 2)  # ASE's bcc W, primitive cell
+    ratio = (structures[0].get_volume() / len(structures[0]) / 8.1) ** (1 / 3)
+    for atoms in structures:
+        assert set(atoms.get_chemical_symbols()) == {"W"}
+        assert min_pair_distance(atoms) >= 1.5 * ratio - 1e-9  # distances scale with the element's size
+
+
+def test_binary_compositions_and_ground_states():
+    compositions = [{"Ni": 0.75, "Al": 0.25}, {"Ni": 0.5, "Al": 0.5}]
+    structures, labels = generate_structures(24, seed=2, oversample=3, compositions=compositions, max_atoms=8)
+    assert labels[:2] == ["ground_state_Ni_fcc", "ground_state_Al_fcc"]
+    assert structures[0].get_chemical_symbols() == ["Ni"] and structures[1].get_chemical_symbols() == ["Al"]
+    mixed = [a for a in structures[2:] if len(a) >= 4 and not labels[structures.index(a)].startswith("vacancy")]
+    assert mixed
+    for atoms in mixed:
+        symbols = atoms.get_chemical_symbols()
+        share = symbols.count("Al") / len(symbols)
+        # the counts of one of the compositions, rounded to whole atoms
+        assert min(abs(share - 0.25), abs(share - 0.5)) <= 0.5 / len(symbols) + 1e-12
+    again, _ = generate_structures(24, seed=2, oversample=3, compositions=compositions, max_atoms=8)
+    assert [a.get_chemical_symbols() for a in again] == [a.get_chemical_symbols() for a in structures]
+
+
+def test_user_crystal_keeps_its_order():
+    crystal = bulk("InP", "zincblende", a=5.87)
+    structures, labels = generate_structures(12, seed=3, oversample=2, crystal=crystal, max_atoms=8)
+    assert labels[0] == "ground_state_In_bct" and "ground_state_crystal" in labels
+    made = [a for a, label in zip(structures, labels, strict=True) if label.startswith(("strained", "rattled"))]
+    assert made
+    for atoms in made:  # cells made from the crystal keep one In per P
+        symbols = atoms.get_chemical_symbols()
+        assert symbols.count("In") == symbols.count("P")
+
+
+def test_clear_errors():
+    from pyiron_mlip_tradeoff.structures import chemical_system
+
+    with pytest.raises(ValueError, match="unknown element 'Qq'"):
+        chemical_system("Qq")
+    with pytest.raises(ValueError, match="sum to 0.9"):
+        chemical_system(None, {"Ni": 0.5, "Al": 0.4})
+    with pytest.raises(ValueError, match=r"no crystal reference state in ASE for \['O'\]"):
+        chemical_system(["Ti", "O"])
+    with pytest.raises(ValueError, match="not one of the elements"):
+        chemical_system(["Ni"], {"Al": 1.0})
+    system = chemical_system(["Ti", "O"], crystal=bulk("TiO", "rocksalt", a=4.2))  # a user crystal fixes it
+    assert system.elements == ("Ti", "O") and system.prototypes == ("crystal",)

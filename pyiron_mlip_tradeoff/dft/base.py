@@ -17,7 +17,10 @@ from ase.neighborlist import neighbor_list
 
 from ..precision import PrecisionLevel
 
-__all__ = ["CalculationResult", "InputError", "check_structures", "structure_fingerprint", "MIN_DISTANCE"]
+__all__ = [
+    "CalculationResult", "InputError", "check_structures", "initial_magnetic_moments", "structure_fingerprint",
+    "MIN_DISTANCE",
+]
 
 #: atoms closer than this (Å) are rejected before any DFT starts
 MIN_DISTANCE = 0.5
@@ -77,6 +80,27 @@ class CalculationResult:
             error=message or "unknown error",
         )
 
+    def checked(self, n_atoms: int) -> CalculationResult:
+        """This result, or a failed one with the reason when a "successful" result lacks what every stored
+        calculation must have: a finite energy, finite (``n_atoms`` × 3) forces and its wall time."""
+        if self.failed:
+            return self
+        problems = []
+        if not np.isfinite(self.energy):
+            problems.append("no energy")
+        forces = np.asarray(self.forces, dtype=float)
+        if forces.shape != (n_atoms, 3) or not np.isfinite(forces).all():
+            problems.append(f"no finite forces for its {n_atoms} atoms (got shape {forces.shape})")
+        if not np.isfinite(self.wall_seconds) or self.wall_seconds < 0:
+            problems.append("no timing (wall seconds)")
+        if not problems:
+            return self
+        return CalculationResult.failure(
+            n_atoms, self.kmesh, f"{self.engine or 'engine'} returned " + ", ".join(problems),
+            wall_seconds=self.wall_seconds, core_seconds=self.core_seconds, engine=self.engine,
+            engine_version=self.engine_version,
+        )
+
     def to_dict(self) -> dict:
         """JSON-serialisable dictionary (NaN written as null)."""
         data = asdict(self)
@@ -117,13 +141,44 @@ def _nan_to_none(value):
     return value
 
 
-def structure_fingerprint(atoms: Atoms, level: PrecisionLevel, engine: str, options: dict | None = None) -> str:
-    """Hash of everything that determines a calculation: structure, level settings, engine and its options."""
+def initial_magnetic_moments(atoms: Atoms) -> np.ndarray | None:
+    """The structure's initial magnetic moments (μB per atom, collinear), or ``None`` when all are zero."""
+    moments = np.asarray(atoms.get_initial_magnetic_moments(), dtype=float)
+    if moments.ndim != 1:
+        raise InputError("non-collinear initial magnetic moments are not supported; give one moment per atom")
+    return moments if np.any(moments != 0) else None
+
+
+def _structure_digest(atoms: Atoms) -> hashlib._Hash:
     digest = hashlib.sha256()
     digest.update(np.ascontiguousarray(atoms.get_atomic_numbers(), dtype=np.int64).tobytes())
     digest.update(np.round(np.ascontiguousarray(atoms.get_positions(), dtype=float), 10).tobytes())
     digest.update(np.round(np.ascontiguousarray(atoms.get_cell()[:], dtype=float), 10).tobytes())
     digest.update(np.ascontiguousarray(atoms.get_pbc(), dtype=bool).tobytes())
+    return digest
+
+
+def structure_fingerprint(atoms: Atoms, level: PrecisionLevel, engine: str, options: dict | None = None) -> str:
+    """Hash of everything that determines a calculation: the structure (species, positions, cell, periodicity and,
+    when set, initial magnetic moments), the level's *settings* (k-spacing, cutoff, smearing — not its number, so
+    the same settings under another level number are the same calculation), the engine and its options.
+
+    It is the key of a calculation in a unit store: any ladder that asks for the same calculation finds it.
+    """
+    digest = _structure_digest(atoms)
+    settings = {k: v for k, v in level.to_dict().items() if k != "level"}
+    payload: list = [settings, engine, options or {}]
+    moments = initial_magnetic_moments(atoms)
+    if moments is not None:
+        payload.append(np.round(moments, 6).tolist())
+    digest.update(json.dumps(payload, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:24]
+
+
+def legacy_fingerprint(atoms: Atoms, level: PrecisionLevel, engine: str, options: dict | None = None) -> str:
+    """The fingerprint earlier versions stored (level number included, no magnetic moments); used only to adopt
+    calculations of stores written in the old layout (``units/c<config>_L<level>.json``)."""
+    digest = _structure_digest(atoms)
     digest.update(json.dumps([level.to_dict(), engine, options or {}], sort_keys=True, default=str).encode())
     return digest.hexdigest()[:24]
 

@@ -7,6 +7,13 @@ The k-points are written as an explicit Γ-centred mesh in KPOINTS whose divisio
 file is present (pyiron always writes one), and pyiron's own ``set_kpoints(k_mesh_spacing=...)`` rounds
 differently, so the explicit mesh is the only way to get exactly the study's sampling.
 
+Engine options (``engine_options``, checked before anything runs): ``incar``, INCAR tags added to or replacing the
+fixed ones (not those a level sets: ``ENCUT``, ``ISMEAR``, ``SIGMA``, ``KSPACING``), e.g.
+``{"incar": {"ALGO": "Fast", "NCORE": 4}}``; ``potcar``, the exchange-correlation family (``"xc"``: ``"PBE"`` or
+``"LDA"``) and the POTCAR per element (e.g. ``{"xc": "PBE", "Fe": "Fe_pv"}``, as pyiron's ``job.potential``).
+Initial magnetic moments of a structure (``atoms.set_initial_magnetic_moments``) become ``ISPIN = 2`` and
+``MAGMOM`` (pyiron writes them).
+
 Results are read with the OUTCAR parser pyiron_atomistics uses (``vaspparser``): free energy ``TOTEN``
 (force-consistent, the one recorded as ``energy``), energy(σ→0), forces, stress, elapsed and CPU time.
 """
@@ -20,9 +27,18 @@ import numpy as np
 from ase import Atoms
 
 from ..precision import PrecisionLevel
-from .base import CalculationResult
+from .base import CalculationResult, InputError
 
-__all__ = ["incar_parameters", "kpoints_text", "configure_vasp_job", "parse_outcar", "result_from_vasp_job"]
+__all__ = [
+    "incar_parameters", "kpoints_text", "configure_vasp_job", "parse_outcar", "result_from_vasp_job",
+    "check_engine_options", "ENGINE_OPTIONS",
+]
+
+#: options a user may pass through ``engine_options``
+ENGINE_OPTIONS = ("incar", "potcar")
+#: INCAR tags that belong to the precision level and may not be overridden
+_LEVEL_TAGS = ("ENCUT", "ISMEAR", "SIGMA", "KSPACING", "KGAMMA")
+_XC = ("PBE", "LDA", "GGA")
 
 #: ISMEAR values of VASP for the smearing methods of a PrecisionLevel
 _ISMEAR = {"gaussian": 0, "fermi-dirac": -1}
@@ -40,19 +56,66 @@ def incar_parameters(level: PrecisionLevel) -> dict:
     return params
 
 
+def check_engine_options(options: dict | None, symbols: set[str] | None = None) -> dict:
+    """Validate ``engine_options`` for VASP; returns a copy with INCAR tags in upper case.
+
+    Raises:
+        InputError: an unknown option (named), an INCAR tag that a precision level sets, a non-scalar INCAR value,
+            an unknown ``xc``, or a POTCAR choice for an element that is not in the structures.
+    """
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise InputError(f"unknown VASP engine option(s) {unknown}; allowed: {list(ENGINE_OPTIONS)}")
+    incar = options.get("incar", {}) or {}
+    if not isinstance(incar, dict):
+        raise InputError(f"VASP option incar must be a dict of INCAR tags, got {incar!r}")
+    checked = {}
+    for tag, value in incar.items():
+        if not isinstance(tag, str) or not tag.strip():
+            raise InputError(f"VASP option incar: tag {tag!r} is not a name")
+        name = tag.strip().upper()
+        if name in _LEVEL_TAGS:
+            raise InputError(f"VASP option incar: {name} is set by the precision level; change the level instead")
+        if not isinstance(value, (str, int, float, bool, np.integer, np.floating)):
+            raise InputError(f"VASP option incar: {name} = {value!r} is not a number, string or boolean")
+        checked[name] = value.item() if isinstance(value, np.generic) else value
+    if "incar" in options:
+        options["incar"] = checked
+    potcar = options.get("potcar", {}) or {}
+    if not isinstance(potcar, dict):
+        raise InputError(f"VASP option potcar must be a dict such as {{'xc': 'PBE', 'Fe': 'Fe_pv'}}, got {potcar!r}")
+    for key, value in potcar.items():
+        if key == "xc":
+            if value not in _XC:
+                raise InputError(f"VASP option potcar: xc must be one of {list(_XC)}, got {value!r}")
+        elif not isinstance(value, str) or not value.startswith(str(key)):
+            raise InputError(f"VASP option potcar: the POTCAR of {key} must be a name such as '{key}_pv', got {value!r}")
+        elif symbols is not None and key not in symbols:
+            raise InputError(f"VASP option potcar names {key!r}, which is in none of the structures {sorted(symbols)}")
+    return options
+
+
 def kpoints_text(atoms: Atoms, level: PrecisionLevel) -> str:
     """KPOINTS file content: automatic Γ-centred mesh with the KSPACING-rule divisions of ``atoms`` at ``level``."""
     mesh = level.kpoint_mesh(np.asarray(atoms.get_cell()))
     return f"Gamma-centred mesh, {level.describe()}\n0\nGamma\n{mesh[0]} {mesh[1]} {mesh[2]}\n0 0 0\n"
 
 
-def configure_vasp_job(job, atoms: Atoms, level: PrecisionLevel):
-    """Set up a pyiron_atomistics ``Vasp`` job for one calculation of ``atoms`` at ``level``; returns the job."""
+def configure_vasp_job(job, atoms: Atoms, level: PrecisionLevel, options: dict | None = None):
+    """Set up a pyiron_atomistics ``Vasp`` job for one calculation of ``atoms`` at ``level`` with the engine
+    ``options`` (see the module docstring); returns the job."""
     from pyiron_atomistics import ase_to_pyiron
 
+    options = check_engine_options(options, set(atoms.get_chemical_symbols()))
     job.structure = ase_to_pyiron(atoms)
-    job.input.potcar["xc"] = "PBE"
-    for key, value in incar_parameters(level).items():
+    potcar = dict(options.get("potcar", {}) or {})
+    job.input.potcar["xc"] = potcar.pop("xc", "PBE")
+    for element, name in potcar.items():
+        job.potential[element] = name
+    incar = incar_parameters(level)
+    incar.update(options.get("incar", {}) or {})
+    for key, value in incar.items():
         job.input.incar[key] = value
     mesh = level.kpoint_mesh(np.asarray(atoms.get_cell()))
     job.input.kpoints.set_kpoints_file(method="Gamma", size_of_mesh=list(mesh), shift=[0, 0, 0])
@@ -95,20 +158,22 @@ def parse_outcar(path: str | os.PathLike, kmesh: tuple[int, int, int] = (0, 0, 0
 
 
 def result_from_vasp_job(job, atoms: Atoms, level: PrecisionLevel) -> CalculationResult:
-    """Result of a finished pyiron ``Vasp`` job (failed result if the job did not finish)."""
+    """Result of a finished pyiron ``Vasp`` job, read from its OUTCAR (a failed result with the reason if the job
+    did not finish, left no OUTCAR, or the OUTCAR lacks the energy, forces or timing)."""
     mesh = level.kpoint_mesh(np.asarray(atoms.get_cell()))
     if not job.status.finished:
         return CalculationResult.failure(len(atoms), mesh, f"VASP job {job.job_name} ended with status {job.status}",
                                          engine="vasp")
-    outcar = Path(job.working_directory) / "OUTCAR"
-    if outcar.exists():
-        return parse_outcar(outcar, kmesh=mesh)
-    return CalculationResult(
-        energy=float(job["output/generic/dft/energy_free"][-1]),
-        forces=np.asarray(job["output/generic/forces"][-1], dtype=float),
-        stress=np.full(6, np.nan),
-        wall_seconds=float("nan"),
-        core_seconds=float("nan"),
-        kmesh=mesh,
-        engine="vasp",
-    )
+    workdir = Path(job.working_directory)
+    if workdir.is_dir() and job.is_compressed():
+        job.decompress()
+    outcar = workdir / "OUTCAR"
+    if not outcar.exists():
+        return CalculationResult.failure(
+            len(atoms), mesh, f"VASP job {job.job_name} finished without an OUTCAR in {job.working_directory}",
+            engine="vasp",
+        )
+    result = parse_outcar(outcar, kmesh=mesh)
+    if result.failed:
+        return CalculationResult.failure(len(atoms), mesh, result.error, engine="vasp")
+    return result.checked(len(atoms))

@@ -1,6 +1,7 @@
 """Run one DFT calculation in its own process: ``python -m pyiron_mlip_tradeoff.dft.worker TASK.json RESULT.json``.
 
-``TASK.json`` holds the structure (numbers, positions Å, cell Å, pbc), the precision level, the engine name and its
+``TASK.json`` holds the structure (numbers, positions Å, cell Å, pbc, initial magnetic moments μB if any), the
+precision level, the engine name and its
 options. The result is written atomically (temporary file + rename), so a result file on disk is always complete.
 A calculation that fails inside the engine is written as a failed result; the worker exits 0 either way.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from ase import Atoms
 
 from ..precision import PrecisionLevel
-from .base import CalculationResult
+from .base import CalculationResult, initial_magnetic_moments
 
 #: environment for worker processes: one thread each (measured 2.5–4× faster than threaded BLAS on 2 cores)
 SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -32,7 +33,9 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 def task_dict(atoms: Atoms, level: PrecisionLevel, engine: str, options: dict, fingerprint: str) -> dict:
     """The JSON task a worker reads."""
+    moments = initial_magnetic_moments(atoms)
     return {
+        "magmoms": None if moments is None else moments.tolist(),
         "numbers": atoms.get_atomic_numbers().tolist(),
         "positions": atoms.get_positions().tolist(),
         "cell": np.asarray(atoms.get_cell()).tolist(),
@@ -46,7 +49,8 @@ def task_dict(atoms: Atoms, level: PrecisionLevel, engine: str, options: dict, f
 
 def run_task(task: dict) -> CalculationResult:
     """Run the calculation described by a task dictionary in this process."""
-    atoms = Atoms(numbers=task["numbers"], positions=task["positions"], cell=task["cell"], pbc=task["pbc"])
+    atoms = Atoms(numbers=task["numbers"], positions=task["positions"], cell=task["cell"], pbc=task["pbc"],
+                  magmoms=task.get("magmoms"))
     level = PrecisionLevel.from_dict(task["level"])
     if task["engine"] != "gpaw":
         raise ValueError(f"the worker runs the 'gpaw' engine only, got {task['engine']!r}")

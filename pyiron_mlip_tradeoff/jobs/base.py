@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ase import Atoms
 from pyiron_base import PythonTemplateJob
 
@@ -35,12 +36,34 @@ def to_builtin(value: object) -> Any:
     return value.to_builtin() if hasattr(value, "to_builtin") else value
 
 
-class StructureInputJob(PythonTemplateJob):
-    """A ``PythonTemplateJob`` whose ``input.structures`` (ASE or pyiron structures) survive ``to_hdf``/``from_hdf``.
+def _pack(structures: list[Atoms]) -> dict:
+    """Flat arrays of ``structures`` (and their initial magnetic moments, μB, when any is set)."""
+    packed = {_PACKED: True, **atoms_to_arrays(list(structures))}
+    moments = [np.asarray(a.get_initial_magnetic_moments(), dtype=float) for a in structures]
+    if any(m.ndim == 1 and np.any(m != 0) for m in moments):
+        packed["initial_magmoms"] = np.concatenate(moments) if moments else np.zeros(0)
+    return packed
 
-    The list is written as flat arrays (numbers, positions in Å, cells in Å, pbc, n_atoms) and read back as ASE
-    ``Atoms``. Subclasses validate input in :meth:`validate_ready_to_run`, which pyiron calls before the job is
-    saved or run, so bad input never creates a job in the database. An unreachable network database raises
+
+def _unpack(stored: Mapping) -> list[Atoms]:
+    structures = arrays_to_atoms(stored)
+    if "initial_magmoms" in stored:
+        moments = np.asarray(stored["initial_magmoms"], dtype=float)
+        start = 0
+        for atoms in structures:
+            atoms.set_initial_magnetic_moments(moments[start : start + len(atoms)])
+            start += len(atoms)
+    return structures
+
+
+class StructureInputJob(PythonTemplateJob):
+    """A ``PythonTemplateJob`` whose structure input (``input.structures``, a list of ASE or pyiron structures, and
+    ``input.structure``, one structure or ``None``) survives ``to_hdf``/``from_hdf``.
+
+    Structures are written as flat arrays (numbers, positions in Å, cells in Å, pbc, n_atoms, and initial magnetic
+    moments in μB when set) and read back as ASE ``Atoms``. Subclasses validate input in
+    :meth:`validate_ready_to_run`, which pyiron calls before the job is saved or run, so bad input never creates a
+    job in the database. An unreachable network database raises
     :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
     """
 
@@ -49,15 +72,20 @@ class StructureInputJob(PythonTemplateJob):
         super().__init__(project, job_name)
 
     def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
+        originals = {}
         structures = self.input.get("structures")
-        packed = isinstance(structures, (list, tuple)) and all(isinstance(s, Atoms) for s in structures)
-        if packed:
-            self.input.structures = {_PACKED: True, **atoms_to_arrays(list(structures))}
+        if isinstance(structures, (list, tuple)) and all(isinstance(s, Atoms) for s in structures):
+            originals["structures"] = list(structures)
+            self.input.structures = _pack(list(structures))
+        single = self.input.get("structure")
+        if isinstance(single, Atoms):
+            originals["structure"] = single
+            self.input.structure = _pack([single])
         try:
             super().to_hdf(hdf=hdf, group_name=group_name)
         finally:
-            if packed:
-                self.input.structures = list(structures)
+            for key, value in originals.items():
+                self.input[key] = value
 
     def from_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         super().from_hdf(hdf=hdf, group_name=group_name)
@@ -66,4 +94,7 @@ class StructureInputJob(PythonTemplateJob):
     def _unpack_structures(self) -> None:
         stored = self.input.get("structures")
         if isinstance(stored, Mapping) and _PACKED in stored:
-            self.input.structures = arrays_to_atoms(stored)
+            self.input.structures = _unpack(stored)
+        single = self.input.get("structure")
+        if isinstance(single, Mapping) and _PACKED in single:
+            self.input.structure = _unpack(single)[0]

@@ -3,7 +3,7 @@
 A ``PrecisionLadder`` with ``job.server.queue`` and ``job.input.chunk_size`` set creates these children itself (see
 :class:`pyiron_mlip_tradeoff.jobs.ladder.PrecisionLadder`); nobody needs to create one by hand. A chunk computes its
 (structure, level) calculations with ``input.cores`` single-threaded GPAW workers side by side and writes each
-result into the ladder's unit store the moment it finishes, exactly as a ladder run in one process does. It skips
+result into the ladder's unit store (under the calculation's fingerprint) the moment it finishes, exactly as a ladder run in one process does. It skips
 calculations already stored there, so a chunk that is submitted again after being killed (``scancel``, a lost node,
 a time limit) computes only the calculations it had not finished.
 
@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
-from ..dft.base import InputError, structure_fingerprint
-from ..ladder import LadderUnit, compute_units, load_unit, pending_units, unit_path, validate_ladder_input
+from ..dft.base import InputError
+from ..ladder import compute_units, load_unit, make_unit, pending_units, validate_ladder_input
 from ..precision import PrecisionLevel
 from .base import StructureInputJob, mark_finished, to_builtin
 from .queue import chunk_ended
@@ -74,7 +73,7 @@ class LadderChunk(StructureInputJob):
             raise InputError("a ladder chunk needs the ladder's unit_store folder")
         self._units()
 
-    def _units(self) -> tuple[list[LadderUnit], dict]:
+    def _units(self) -> tuple[list, dict]:
         """The chunk's units (paths in the ladder's store, the ladder's fingerprints) and structure per config."""
         configs = [int(c) for c in to_builtin(self.input.configs)]
         structures = list(self.input.structures)
@@ -94,14 +93,13 @@ class LadderChunk(StructureInputJob):
         for (config, number), fingerprint in zip(pairs.tolist(), fingerprints, strict=True):
             if config not in atoms or number not in levels:
                 raise InputError(f"calculation (structure {config}, level {number}) has no structure or level here")
-            own = structure_fingerprint(atoms[config], levels[number], self.input.engine, options)
-            if own != fingerprint:
+            unit = make_unit(config, atoms[config], levels[number], self.input.unit_store, self.input.engine, options)
+            if unit.fingerprint != fingerprint:
                 raise InputError(
                     f"calculation (structure {config}, level {number}): the chunk's structure or settings differ "
                     "from the ladder's (fingerprints disagree); nothing is stored"
                 )
-            units.append(LadderUnit(config=config, level=levels[number],
-                                    path=unit_path(self.input.unit_store, config, number), fingerprint=fingerprint))
+            units.append(unit)
         return units, atoms
 
     def run_static(self) -> None:
@@ -126,4 +124,4 @@ class LadderChunk(StructureInputJob):
     def unit_names(self) -> list[str]:
         """Names of the chunk's calculations (``c<config>_L<level>``), in ladder order."""
         pairs = np.asarray(self.input.units, dtype=np.int64).reshape(-1, 2)
-        return [Path(unit_path(".", c, lv)).stem for c, lv in pairs.tolist()]
+        return [f"c{c:05d}_L{lv}" for c, lv in pairs.tolist()]

@@ -66,7 +66,10 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         engine: ``"gpaw"`` (embedded default, runs anywhere) or ``"vasp"`` (pyiron_atomistics ``Vasp`` child jobs).
         cores: calculations run side by side, one core each (GPAW); cores per VASP job (VASP). Default ``None``:
             pyiron's ``job.server.cores``.
-        engine_options: engine keywords (GPAW: ``maxiter``, ``convergence``, ``xc``, ``symmetry``, ``txt``).
+        engine_options: engine keywords, checked before anything runs (GPAW: ``xc``, ``convergence``, ``maxiter``,
+            ``symmetry``, ``txt``, ``spinpol``, ``mixer``, ``nbands``, ``setups``, see
+            :mod:`pyiron_mlip_tradeoff.dft.gpaw`; VASP: ``incar``, ``potcar``, see :mod:`pyiron_mlip_tradeoff.dft.vasp`).
+            Spin polarisation starts from the structures' initial magnetic moments.
         retry_failed: recompute calculations that failed in an earlier run of this job.
         timeout: seconds after which one GPAW calculation is abandoned and marked failed (``None``: no limit).
         unit_store: folder where each calculation's result is kept (default: the job's working directory). A
@@ -85,8 +88,14 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         n_pending (calculations without a result yet: 0 once finished; while chunks run, the output holds what they
         have stored so far), chunk_events (chunked runs: JSON list of submissions, resubmissions and finished chunks).
 
-    Queue without chunks: with ``job.server.queue`` set and ``chunk_size`` left ``None``, pyiron submits the whole
-    ladder as one queue job with ``job.server.cores`` cores (calculations side by side), as for any pyiron job.
+    VASP on a queue: with ``job.server.queue`` set, every VASP calculation is a ``Vasp`` queue job of its own
+    (``<name>_chunk<k>``, ``job.server.cores`` cores each, ``server.run_time``, ``server.memory_limit``); the
+    ladder runs in the calling process, submits them, waits as for chunks below (a job that left the queue
+    without a result is resubmitted) and stores each finished job's result (from its OUTCAR) in the unit store.
+    With ``wait_for_chunks = False`` it returns after submitting; ``job.run()`` later collects what finished.
+
+    GPAW on a queue without chunks: with ``job.server.queue`` set and ``chunk_size`` left ``None``, pyiron submits
+    the whole ladder as one queue job with ``job.server.cores`` cores (calculations side by side), as for any pyiron job.
 
     Chunks on a queue (GPAW): with ``job.server.queue`` and ``chunk_size`` set, the ladder's calculations (in plan
     order: level by level, structures in input order) are cut into consecutive chunks of ``chunk_size``. Each chunk
@@ -173,8 +182,11 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             )
 
     def _chunked(self) -> bool:
-        """Whether ``job.run()`` splits this ladder into ``LadderChunk`` queue jobs."""
-        return self.server.queue is not None and self.input.get("chunk_size") is not None
+        """Whether ``job.run()`` splits this ladder into queue jobs: ``LadderChunk`` jobs (GPAW with
+        ``chunk_size``) or one ``Vasp`` job per calculation (VASP)."""
+        if self.server.queue is None:
+            return False
+        return self.input.engine == "vasp" or self.input.get("chunk_size") is not None
 
     def _cores(self):
         """``input.cores``, or pyiron's ``job.server.cores`` when it is not set."""
@@ -262,13 +274,18 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
             plan = self._plan_cache = (structures, levels, options, units)
         return plan
 
+    def _queue_chunks(self) -> list[QueueChunk]:
+        """The ladder's queue jobs: ``chunk_size`` calculations each (GPAW), or one per calculation (VASP)."""
+        _, _, _, units = self._plan()
+        size = 1 if self.input.engine == "vasp" else int(self.input.chunk_size)
+        return [QueueChunk(index, chunk_units) for index, chunk_units in enumerate(split_into_chunks(units, size))]
+
     def _run_chunked(self) -> None:
         self._plan_cache = None  # plan from the input as it is now
-        _, _, _, units = self._plan()
         self._store_dir().mkdir(parents=True, exist_ok=True)
         self._begin_chunked_run()
-        chunks = [QueueChunk(index, chunk_units)
-                  for index, chunk_units in enumerate(split_into_chunks(units, int(self.input.chunk_size)))]
+        chunks = self._queue_chunks()
+        self._vasp_chunks = {chunk.index: chunk for chunk in chunks}
         self._run_chunks(chunks)
 
     # hooks of ChunkedMaster
@@ -279,7 +296,44 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         return [u.name for u in chunk.items if load_unit(u) is None]
 
     def _chunk_matches(self, child, chunk: QueueChunk) -> bool:
+        if self.input.engine == "vasp":
+            from ..dft.base import structure_fingerprint
+
+            (unit,) = chunk.items
+            _, _, options, _ = self._plan()
+            try:
+                atoms = child.structure.to_ase() if hasattr(child.structure, "to_ase") else child.structure
+            except AttributeError:
+                return False
+            return structure_fingerprint(atoms, unit.level, "vasp", options) == unit.fingerprint
         return [str(f) for f in to_builtin(child.input.fingerprints)] == [u.fingerprint for u in chunk.items]
+
+    def _before_chunk_scan(self) -> None:
+        """VASP on a queue: store the result of every VASP job that ended since the last look (a finished job's
+        OUTCAR, or the reason it failed), so that its calculation counts as done."""
+        if self.input.engine != "vasp":
+            return
+        from ..dft.vasp import result_from_vasp_job
+        from ..ladder import store_result
+
+        chunks = getattr(self, "_vasp_chunks", None) or {c.index: c for c in self._queue_chunks()}
+        structures, _, _, _ = self._plan()
+        for name, entry in self._chunk_entries().items():
+            if entry["status"] not in ("finished", "aborted"):
+                continue
+            try:
+                index = int(name.rsplit("_chunk", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            chunk = chunks.get(index)
+            if chunk is None or not self._chunk_todo(chunk):
+                continue
+            (unit,) = chunk.items
+            child = self.project.load(int(entry["id"]))
+            if not self._chunk_matches(child, chunk):
+                continue
+            store_result(unit, result_from_vasp_job(child, structures[unit.config], unit.level),
+                         len(structures[unit.config]))
 
     def _chunks_merged(self) -> None:
         structures, levels, options, _ = self._plan()
@@ -302,6 +356,13 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         mark_finished(self)
 
     def _new_chunk_job(self, chunk: QueueChunk, name: str):
+        if self.input.engine == "vasp":
+            from ..dft.vasp import configure_vasp_job
+
+            structures, _, options, _ = self._plan()
+            (unit,) = chunk.items
+            return configure_vasp_job(self.project.create_job("Vasp", name), structures[unit.config], unit.level,
+                                      options)
         from .chunk import LadderChunk
 
         structures, levels, options, _ = self._plan()
@@ -332,7 +393,7 @@ class PrecisionLadder(ChunkedMaster, StructureInputJob):
         job = self.project.create_job("Vasp", name)
         if job.status.finished:
             return result_from_vasp_job(job, atoms, unit.level)
-        configure_vasp_job(job, atoms, unit.level)
+        configure_vasp_job(job, atoms, unit.level, self._engine_options())
         job.master_id = self.job_id
         job.server.cores = self._cores()
         try:

@@ -4,7 +4,8 @@
 >>> job.input.fit_job = "fit_2j6"              # a finished QSnapFit job (name or id) ...
 >>> # ... or potential files:  job.input.snapcoeff = "m.snapcoeff"; job.input.snapparam = "m.snapparam"
 >>> # ... or coefficients:     job.input.coefficients = beta; job.input.twojmax = 6
->>> job.input.n_atoms = 2000
+>>> job.input.n_atoms = 2000                    # hcp Be supercell by default, or the user's structure:
+>>> # job.input.structure = bulk("Be", "bcc", a=2.55, cubic=True)   # repeated to ~n_atoms (None: as given)
 >>> job.input.cores = 2
 >>> job.run()
 >>> job.output.atom_steps_per_second, job.output.stable, job.output.energy_drift
@@ -21,12 +22,15 @@ then a timed NVE run whose LAMMPS performance line gives the speed. A model that
 
 from __future__ import annotations
 
+import inspect
+import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pyiron_base import PythonTemplateJob
+from ase import Atoms
 
 from ..lammps import (
     LammpsError,
@@ -43,11 +47,12 @@ from ..lammps import (
     pair_style_lines,
     parse_log,
     read_dump_frames,
+    supercell,
     write_snap_potential,
 )
-from .base import mark_finished, to_builtin
+from .base import StructureInputJob, mark_finished, to_builtin
 
-__all__ = ["MDSpeed"]
+__all__ = ["MDSpeed", "md_speed_table"]
 
 _POTENTIAL_DIR = "potential"
 
@@ -64,7 +69,34 @@ def _output_value(job, name: str):
     return to_builtin(value)
 
 
-class MDSpeed(PythonTemplateJob):
+def _snapcoeff_elements(path: str | os.PathLike) -> list[str]:
+    """Element symbols of a ``.snapcoeff`` file, in file order (its header: ``n_elements n_coefficients``, then
+    per element a line ``symbol radelem wj`` followed by its coefficients)."""
+    rows = [line.split() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
+    try:
+        n_elements, n_coeff = int(rows[0][0]), int(rows[0][1])
+        return [rows[1 + k * (n_coeff + 1)][0] for k in range(n_elements)]
+    except (IndexError, ValueError):
+        raise ValueError(f"{path} is not a valid .snapcoeff file (header 'n_elements n_coefficients')") from None
+
+
+def _check_potential(coeff: str | os.PathLike, param: str | os.PathLike, elements: Sequence[str]) -> SnapPotentialInfo:
+    """:func:`~pyiron_mlip_tradeoff.lammps.check_snap_potential` for the potential's element list."""
+    if len(elements) == 1:
+        return check_snap_potential(coeff, param, element=elements[0])
+    if "elements" in inspect.signature(check_snap_potential).parameters:
+        return check_snap_potential(coeff, param, elements=list(elements))
+    raise ValueError(f"{coeff}: a potential for {list(elements)}; this version runs one-element potentials only")
+
+
+def _pair_lines(info: SnapPotentialInfo, elements: Sequence[str]) -> list[str]:
+    """``pair_style``/``pair_coeff`` lines mapping LAMMPS atom types 1, 2, … to ``elements`` in order."""
+    if len(elements) > 1 and "elements" in inspect.signature(pair_style_lines).parameters:
+        return pair_style_lines(info.coeff_path, info.param_path, elements=list(elements))
+    return pair_style_lines(info.coeff_path, info.param_path, " ".join(elements))
+
+
+class MDSpeed(StructureInputJob):
     """MD speed (atom-timesteps per second) and stability of one qSNAP model in LAMMPS.
 
     Input (``job.input``), one potential source:
@@ -75,8 +107,13 @@ class MDSpeed(PythonTemplateJob):
         coefficients, twojmax, descriptor_settings: β (eV, constant first), 2Jmax and FitSNAP settings.
 
     Input, the run:
-        element: chemical symbol (``"Be"``); a, c: hcp lattice constants (Å) of the cell.
-        n_atoms: cell size (~2000; an orthorhombic hcp supercell with the closest count).
+        structure: the user's crystal (ASE or pyiron ``Atoms``, periodic), or ``None`` (default) for the hcp cell
+            below. Its species must be among the potential's elements; atom types follow the potential's element
+            list (the order of its ``pair_coeff`` line), and pyiron writes each element's mass (ASE's values).
+        n_atoms: cell size (~2000): the supercell of ``structure`` (or of the orthorhombic hcp cell) with the
+            closest count; ``None`` runs ``structure`` as given.
+        element: chemical symbol of the default hcp cell and of a one-element potential (``"Be"``; taken from
+            ``structure`` when that is given); a, c: hcp lattice constants (Å) of the default cell.
         steps: steps of the timed NVE run. nvt_steps / nve_steps: steps of the NVT run at ``temperature``
             and of the NVE run used for the drift (0 skips them).
         temperature: K (300). timestep: fs (1.0). n_print: thermo/dump interval in steps. seed: velocities.
@@ -101,6 +138,7 @@ class MDSpeed(PythonTemplateJob):
         self.input.coefficients = None
         self.input.twojmax = None
         self.input.descriptor_settings = {}
+        self.input.structure = None
         self.input.element = "Be"
         self.input.a = 2.29
         self.input.c = 3.58
@@ -117,9 +155,40 @@ class MDSpeed(PythonTemplateJob):
         self.input.max_drift = 10.0
 
     # -- input -----------------------------------------------------------------------------------------------
+    def _structure_input(self):
+        """The user's structure as ASE ``Atoms``, or ``None`` for the default hcp cell."""
+        structure = self.input.get("structure") if hasattr(self.input, "get") else self.input.structure
+        if structure is None:
+            return None
+        if not isinstance(structure, Atoms) and hasattr(structure, "to_ase"):
+            structure = structure.to_ase()
+        if not isinstance(structure, Atoms):
+            raise ValueError(f"input.structure must be an ASE or pyiron Atoms, got {type(structure).__name__}")
+        return structure
+
+    def _elements(self) -> list[str]:
+        """Elements of the run: the user's structure's (in order of appearance), else ``input.element``."""
+        structure = self._structure_input()
+        if structure is None:
+            return [str(self.input.element)]
+        return list(dict.fromkeys(structure.get_chemical_symbols()))
+
+    def _cell(self) -> Atoms:
+        """The MD cell: the user's structure (or a supercell of it near ``n_atoms``), or the hcp supercell."""
+        structure = self._structure_input()
+        if structure is None:
+            return hcp_supercell(self.input.n_atoms, self.input.element, self.input.a, self.input.c)
+        return supercell(structure, self.input.n_atoms)
+
     def _settings(self) -> MDSettings:
+        n_atoms = self.input.n_atoms
+        if n_atoms is None:
+            structure = self._structure_input()
+            if structure is None:
+                raise ValueError("n_atoms = None (run the structure as given) needs input.structure")
+            n_atoms = len(structure)
         return check_md_settings(
-            n_atoms=self.input.n_atoms, steps=self.input.steps, nvt_steps=self.input.nvt_steps,
+            n_atoms=n_atoms, steps=self.input.steps, nvt_steps=self.input.nvt_steps,
             nve_steps=self.input.nve_steps, temperature=self.input.temperature, timestep=self.input.timestep,
             n_print=self.input.n_print, seed=self.input.seed,
         )
@@ -162,7 +231,7 @@ class MDSpeed(PythonTemplateJob):
             twojmax = to_builtin(job.input.get("twojmax")) if hasattr(job.input, "get") else None
             if beta is None or twojmax is None:
                 if coeff and param:  # named files that are gone, and nothing to rebuild them from
-                    check_snap_potential(coeff, param, element=self.input.element)
+                    check_snap_potential(coeff, param, element=self._elements()[0])
                 raise ValueError(
                     f"fit_job {job.job_name} has neither output.snapcoeff/snapparam files nor output.coefficients "
                     "with input.twojmax"
@@ -179,9 +248,32 @@ class MDSpeed(PythonTemplateJob):
         return {"coefficients": np.asarray(self.input.coefficients, dtype=float), "twojmax": self.input.twojmax,
                 "settings": dict(to_builtin(self.input.descriptor_settings) or {})}
 
-    def _check_source(self, source: dict) -> SnapPotentialInfo | None:
+    def _potential_elements(self, source: dict) -> list[str]:
+        """The potential's elements (LAMMPS atom types 1, 2, … in this order), checked against the structure."""
+        run = self._elements()
         if "files" in source:
-            return check_snap_potential(*source["files"], element=self.input.element)
+            coeff = Path(source["files"][0])
+            if not coeff.is_file():
+                raise FileNotFoundError(f"SNAP coefficient file {coeff.absolute()} does not exist")
+            elements = _snapcoeff_elements(coeff)
+            if len(elements) == 1 and len(run) == 1:
+                return run  # check_snap_potential says if the file is for another element
+        else:
+            if len(run) != 1:
+                raise ValueError(
+                    f"coefficients describe a one-element model, but the structure has {run}; give the potential's "
+                    "files (input.snapcoeff, input.snapparam) for a model of several elements"
+                )
+            elements = run
+        unknown = [s for s in run if s not in elements]
+        if unknown:
+            raise ValueError(f"the MD structure has {unknown}, which the potential (elements {elements}) does not know")
+        return elements
+
+    def _check_source(self, source: dict) -> SnapPotentialInfo | None:
+        elements = self._potential_elements(source)
+        if "files" in source:
+            return _check_potential(*source["files"], elements)
         settings = {k: v for k, v in source["settings"].items() if k != "twojmax"}
         check_coefficients(source["coefficients"], source["twojmax"], settings)
         return None
@@ -190,9 +282,12 @@ class MDSpeed(PythonTemplateJob):
         """Check all input before anything is saved or run (``ValueError``/``FileNotFoundError``)."""
         if hasattr(self.input.fit_job, "job_name"):  # store a job given as an object by its id
             self.input.fit_job = int(self.input.fit_job.job_id)
+        structure = self._structure_input()
+        if structure is not None:
+            self.input.structure = structure  # stored as ASE Atoms
         self._settings()
         self._cores()
-        hcp_supercell(self.input.n_atoms, self.input.element, self.input.a, self.input.c)
+        self._cell()
         for name in ("min_distance_limit", "max_drift"):
             value = self.input[name]
             if not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < 0:
@@ -200,29 +295,32 @@ class MDSpeed(PythonTemplateJob):
         self._check_source(self._potential_source())
 
     # -- running -----------------------------------------------------------------------------------------------
-    def _potential_files(self, source: dict) -> SnapPotentialInfo:
+    def _potential_files(self, source: dict) -> tuple[SnapPotentialInfo, list[str]]:
+        elements = self._potential_elements(source)
         if "files" in source:
-            return check_snap_potential(*source["files"], element=self.input.element)
+            return _check_potential(*source["files"], elements), elements
         prefix = Path(self.working_directory) / _POTENTIAL_DIR / f"{self.job_name}"
         settings = {k: v for k, v in source["settings"].items() if k != "twojmax"}
         coeff, param = write_snap_potential(
-            prefix, source["coefficients"], int(source["twojmax"]), settings, element=self.input.element,
+            prefix, source["coefficients"], int(source["twojmax"]), settings, element=elements[0],
             comment=f"MDSpeed job {self.job_name}",
         )
-        return check_snap_potential(coeff, param, element=self.input.element)
+        return _check_potential(coeff, param, elements), elements
 
-    def _lammps_job(self, info: SnapPotentialInfo, structure, settings: MDSettings, cores: int):
+    def _lammps_job(self, info: SnapPotentialInfo, elements: list[str], structure, settings: MDSettings,
+                    cores: int):
         from pyiron_atomistics.atomistics.structure.atoms import ase_to_pyiron
 
         job = self.project.create_job("Lammps", f"{self.job_name}_lammps", delete_existing_job=True)
         job.structure = ase_to_pyiron(structure)
+        # pyiron numbers the atom types in the order of "Species" and writes each element's mass
         job.potential = pd.DataFrame(
             {
-                "Name": [f"{self.input.element}_qSNAP_2J{info.twojmax}_{self.job_name}"],
+                "Name": [f"{''.join(elements)}_qSNAP_2J{info.twojmax}_{self.job_name}"],
                 "Filename": [[str(info.coeff_path), str(info.param_path)]],
                 "Model": ["Custom"],
-                "Species": [[self.input.element]],
-                "Config": [pair_style_lines(info.coeff_path, info.param_path, self.input.element)],
+                "Species": [list(elements)],
+                "Config": [_pair_lines(info, elements)],
             }
         )
         job.input.control.load_string("".join(md_protocol_lines(settings)))
@@ -234,9 +332,9 @@ class MDSpeed(PythonTemplateJob):
         settings, cores = self._settings(), self._cores()
         self.status.running = True
         Path(self.working_directory).mkdir(parents=True, exist_ok=True)
-        info = self._potential_files(self._potential_source())
-        structure = hcp_supercell(settings.n_atoms, self.input.element, self.input.a, self.input.c)
-        job = self._lammps_job(info, structure, settings, cores)
+        info, elements = self._potential_files(self._potential_source())
+        structure = self._cell()
+        job = self._lammps_job(info, elements, structure, settings, cores)
         try:
             with warnings.catch_warnings():  # pyiron's parser has no unit for our extra thermo columns
                 warnings.filterwarnings("ignore", message=".*unit conversion type of quantity (Atoms|LogStep)")
@@ -244,7 +342,7 @@ class MDSpeed(PythonTemplateJob):
             failure = None
         except Exception as err:  # noqa: BLE001 - LAMMPS' own message is read from its files below
             failure = err
-        log, frames = self._read_lammps_files(job, crashed=failure is not None)
+        log, frames = self._read_lammps_files(job, elements, crashed=failure is not None)
         if failure is not None and not is_instability_error(log.error):
             message = log.error or _error_text(job) or str(failure)
             raise LammpsError(message, context=f"LAMMPS job {job.job_name} failed") from failure
@@ -274,13 +372,14 @@ class MDSpeed(PythonTemplateJob):
         out.twojmax = int(info.twojmax)
         out.n_coefficients = int(info.n_coefficients)
         out.n_atoms = len(structure)
+        out.elements = list(elements)
         out.cores = cores
         out.steps = settings.steps
         out.lammps_job = job.job_name
         out.potential_files = [str(info.coeff_path), str(info.param_path)]
         mark_finished(self)
 
-    def _read_lammps_files(self, job, crashed: bool) -> tuple[LammpsLog, list]:
+    def _read_lammps_files(self, job, elements: list[str], crashed: bool) -> tuple[LammpsLog, list]:
         """LAMMPS' log and dumped frames of the child job (unpacking its archive when pyiron packed it)."""
         packed = job.is_compressed()
         if packed:
@@ -292,7 +391,7 @@ class MDSpeed(PythonTemplateJob):
             if crashed and log.error is None:
                 extra = parse_log(_error_text(job) or "")
                 log.errors.extend(extra.errors)
-            frames = read_dump_frames(workdir / "dump.out", self.input.element)
+            frames = read_dump_frames(workdir / "dump.out", elements)
         finally:
             if packed:
                 job.compress()
@@ -308,3 +407,69 @@ def _error_text(job) -> str | None:
             if text:
                 return text
     return None
+
+
+def md_speed_table(
+    project,
+    structure: Atoms | None = None,
+    twojmax: Sequence[int] = (4, 6, 8, 10),
+    n_atoms: int | None = 2000,
+    steps: int = 100,
+    cores: int = 1,
+    descriptor_settings: dict | None = None,
+    name: str = "md_speed",
+) -> pd.DataFrame:
+    """MD speed of qSNAP models of each 2Jmax on the user's crystal: one ``MDSpeed`` probe job per 2Jmax.
+
+    The cost of ``pair_style snap`` per step depends on the model's size (2Jmax, linear or quadratic) and on the
+    neighbours within the cut-off, not on the coefficient values, so each probe is a one-element model of the right
+    size with tiny coefficients (it cannot blow up) and runs only the timed NVE run. The probe runs on the geometry
+    of ``structure`` (a supercell near ``n_atoms``; ``None`` runs it as given) with every atom as its first element:
+    a model of several elements without ``chemflag`` has the same cost per neighbour. Finished probe jobs
+    (``<name>_j<2Jmax>``) are reused.
+
+    Args:
+        project: pyiron project the probe jobs are created in.
+        structure: the user's crystal (ASE or pyiron ``Atoms``); ``None``: the default hcp Be cell.
+        twojmax: the 2Jmax values to measure.
+        n_atoms: atoms of the MD cell (about).
+        steps: timed MD steps.
+        cores: MPI ranks of each LAMMPS run.
+        descriptor_settings: FitSNAP descriptor settings of the models (default: the study's qSNAP settings).
+        name: prefix of the probe jobs' names.
+
+    Returns:
+        DataFrame indexed by ``twojmax`` with ``n_coefficients``, ``n_atoms``, ``atom_steps_per_second`` (all
+        cores) and ``seconds_per_atom_step``.
+    """
+    from ..descriptors import n_columns, resolve_settings
+
+    settings = dict(descriptor_settings or {})
+    probe = None
+    if structure is not None:
+        if not isinstance(structure, Atoms) and hasattr(structure, "to_ase"):
+            structure = structure.to_ase()
+        probe = supercell(structure, None).copy()
+        probe.set_chemical_symbols([probe.get_chemical_symbols()[0]] * len(probe))
+    rows = []
+    for tj in sorted({int(t) for t in twojmax}):
+        resolved = resolve_settings(tj, settings)
+        p = n_columns(tj, int(resolved["quadraticflag"]), int(resolved["bzeroflag"]))
+        job = project.create.job.MDSpeed(f"{name}_j{tj}")
+        if not job.status.finished:
+            job.input.coefficients = np.full(p, 1e-10)
+            job.input.twojmax = tj
+            job.input.descriptor_settings = settings
+            if probe is not None:
+                job.input.structure = probe
+                job.input.element = probe.get_chemical_symbols()[0]
+            job.input.n_atoms = n_atoms
+            job.input.steps = steps
+            job.input.nvt_steps = 0
+            job.input.nve_steps = 0
+            job.input.cores = cores
+            job.run()
+        speed = float(job.output.atom_steps_per_second)
+        rows.append({"twojmax": tj, "n_coefficients": p, "n_atoms": int(job.output.n_atoms),
+                     "atom_steps_per_second": speed, "seconds_per_atom_step": 1.0 / speed})
+    return pd.DataFrame(rows).set_index("twojmax")
