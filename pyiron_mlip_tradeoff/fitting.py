@@ -15,8 +15,18 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
   weight come from one matrix product per set. No dense matrix is ever formed.
   It yields one :class:`GridPoint` per grid point.
 
+Every system FitSNAP fits: a model has ``elements`` (``element="Be"`` is the one-element shorthand); the labels lose
+per-element reference energies (FitSNAP's −``[ESHIFT]``) and a reference potential's energy, forces and stress
+(FitSNAP ``[REFERENCE]``, computed once per configuration by LAMMPS, :func:`target_offsets`) before fitting; stress
+rows enter with a weight w_V (default 0: none, and every result is the energy + force fit of before, bit for bit);
+each configuration's group (``dataset.groups``) may carry multipliers (g_E, g_F, g_V) of (w_E, w_F, w_V)
+(FitSNAP ``[GROUPS]``), and errors come per group and for all configurations (``group == "*ALL"``). Fitted this way
+through ``QSnapFit``, FitSNAP's InP example gives FitSNAP's published coefficients and RMSEs
+(``benchmarks/inp_fit.py``, ``tests/test_inp_fit.py``).
+
 Conventions: energies are fitted per atom (E_m / N_m, eV/atom); errors are reported in meV/atom (energy,
-unshifted and shifted by the set's mean per-atom residual) and meV/Å (force components). The errors quoted in
+unshifted and shifted by the set's mean per-atom residual), meV/Å (force components) and GPa (stress components,
+Voigt, in each cell's LAMMPS frame as FitSNAP has them). The errors quoted in
 tables are against the *reference level*, the stand-in for converged DFT: an explicit ``reference_level``, by default
 the dataset's most precise level by its DFT settings (:mod:`~pyiron_mlip_tradeoff.reference_level`).
 
