@@ -22,7 +22,6 @@ then a timed NVE run whose LAMMPS performance line gives the speed. A model that
 
 from __future__ import annotations
 
-import inspect
 import os
 import warnings
 from collections.abc import Sequence
@@ -47,6 +46,7 @@ from ..lammps import (
     pair_style_lines,
     parse_log,
     read_dump_frames,
+    read_snapcoeff_elements,
     supercell,
     write_snap_potential,
 )
@@ -70,30 +70,18 @@ def _output_value(job, name: str):
 
 
 def _snapcoeff_elements(path: str | os.PathLike) -> list[str]:
-    """Element symbols of a ``.snapcoeff`` file, in file order (its header: ``n_elements n_coefficients``, then
-    per element a line ``symbol radelem wj`` followed by its coefficients)."""
-    rows = [line.split() for line in Path(path).read_text().splitlines() if line.strip() and not line.startswith("#")]
-    try:
-        n_elements, n_coeff = int(rows[0][0]), int(rows[0][1])
-        return [rows[1 + k * (n_coeff + 1)][0] for k in range(n_elements)]
-    except (IndexError, ValueError):
-        raise ValueError(f"{path} is not a valid .snapcoeff file (header 'n_elements n_coefficients')") from None
+    """Element symbols of a ``.snapcoeff`` file, in file order (= LAMMPS atom types 1, 2, …)."""
+    return [block.name for block in read_snapcoeff_elements(path)]
 
 
 def _check_potential(coeff: str | os.PathLike, param: str | os.PathLike, elements: Sequence[str]) -> SnapPotentialInfo:
     """:func:`~pyiron_mlip_tradeoff.lammps.check_snap_potential` for the potential's element list."""
-    if len(elements) == 1:
-        return check_snap_potential(coeff, param, element=elements[0])
-    if "elements" in inspect.signature(check_snap_potential).parameters:
-        return check_snap_potential(coeff, param, elements=list(elements))
-    raise ValueError(f"{coeff}: a potential for {list(elements)}; this version runs one-element potentials only")
+    return check_snap_potential(coeff, param, elements=list(elements))
 
 
 def _pair_lines(info: SnapPotentialInfo, elements: Sequence[str]) -> list[str]:
     """``pair_style``/``pair_coeff`` lines mapping LAMMPS atom types 1, 2, … to ``elements`` in order."""
-    if len(elements) > 1 and "elements" in inspect.signature(pair_style_lines).parameters:
-        return pair_style_lines(info.coeff_path, info.param_path, elements=list(elements))
-    return pair_style_lines(info.coeff_path, info.param_path, " ".join(elements))
+    return pair_style_lines(info.coeff_path, info.param_path, elements=list(elements))
 
 
 class MDSpeed(StructureInputJob):
