@@ -15,8 +15,18 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
   weight come from one matrix product per set. No dense matrix is ever formed.
   It yields one :class:`GridPoint` per grid point.
 
+Every system FitSNAP fits: a model has ``elements`` (``element="Be"`` is the one-element shorthand); the labels lose
+per-element reference energies (FitSNAP's −``[ESHIFT]``) and a reference potential's energy, forces and stress
+(FitSNAP ``[REFERENCE]``, computed once per configuration by LAMMPS, :func:`target_offsets`) before fitting; stress
+rows enter with a weight w_V (default 0: none, and every result is the energy + force fit of before, bit for bit);
+each configuration's group (``dataset.groups``) may carry multipliers (g_E, g_F, g_V) of (w_E, w_F, w_V)
+(FitSNAP ``[GROUPS]``), and errors come per group and for all configurations (``group == "*ALL"``). Fitted this way
+through ``QSnapFit``, FitSNAP's InP example gives FitSNAP's published coefficients and RMSEs
+(``benchmarks/inp_fit.py``, ``tests/test_inp_fit.py``).
+
 Conventions: energies are fitted per atom (E_m / N_m, eV/atom); errors are reported in meV/atom (energy,
-unshifted and shifted by the set's mean per-atom residual) and meV/Å (force components). The errors quoted in
+unshifted and shifted by the set's mean per-atom residual), meV/Å (force components) and GPa (stress components,
+Voigt, in each cell's LAMMPS frame as FitSNAP has them). The errors quoted in
 tables are against the *reference level*, the stand-in for converged DFT: an explicit ``reference_level``, by default
 the dataset's most precise level by its DFT settings (:mod:`~pyiron_mlip_tradeoff.reference_level`).
 
@@ -39,17 +49,28 @@ import numpy as np
 import pandas as pd
 
 from .dataset import LadderDataset
-from .descriptors import DescriptorSet, DescriptorStore, compute_descriptors, resolve_settings
+from .descriptors import (
+    DescriptorSet,
+    DescriptorStore,
+    compute_descriptors,
+    lammps_frame,
+    resolve_elements,
+    resolve_settings,
+)
 from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, check_ridge, leverage_scores, ranking, repetition_rng
+from .reference import check_reference, reference_contributions
 from .reference_level import resolve_reference_level
 from .regression import (
+    ALL_GROUPS,
     ConfigurationBlock,
     FitErrors,
+    GroupedStatistics,
     LinearStatistics,
     errors,
     errors_many,
     fit,
     fit_weights,
+    grouped_statistics,
     statistics_from_blocks,
 )
 
@@ -70,6 +91,10 @@ __all__ = [
     "check_indices",
     "check_weight",
     "dataset_descriptors",
+    "TargetOffsets",
+    "target_offsets",
+    "check_group_weights",
+    "check_model_elements",
     "labelled_blocks",
     "errors_table",
     "fit_qsnap",
@@ -86,13 +111,17 @@ ERROR_SETS = ("train", "validation", "test")
 #: how training subsets are drawn: ∝ energy-row leverage, ∝ block leverage, uniformly at random
 SAMPLING_METHODS: tuple[str, ...] = ("energy", "block", "random")
 #: columns of :attr:`FitResult.errors`
-ERROR_COLUMNS = ("set", "reference_level", "energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse")
+ERROR_COLUMNS = ("set", "group", "reference_level", "energy_rmse", "energy_rmse_shifted", "energy_shift", "force_rmse",
+                 "stress_rmse")
+#: the ``group`` of the rows over all configurations of a set (FitSNAP's name)
+ALL = ALL_GROUPS
 #: columns of a grid table (:meth:`GridPoint.row`)
 TABLE_COLUMNS = (
     "training_level", "subset_size", "sampling", "repetition", "weight_ratio", "energy_weight", "force_weight",
     "twojmax", "n_train", "n_columns", "rank", "dft_seconds", "reference_level", "validation_energy_rmse",
-    "validation_energy_rmse_shifted", "validation_force_rmse", "test_energy_rmse", "test_energy_rmse_shifted",
-    "test_force_rmse", "train_energy_rmse", "train_energy_rmse_shifted", "train_force_rmse",
+    "validation_energy_rmse_shifted", "validation_force_rmse", "validation_stress_rmse", "test_energy_rmse",
+    "test_energy_rmse_shifted", "test_force_rmse", "test_stress_rmse", "train_energy_rmse",
+    "train_energy_rmse_shifted", "train_force_rmse", "train_stress_rmse", "stress_weight",
 )
 
 
@@ -347,16 +376,205 @@ def dataset_descriptors(
     descriptor_settings: Mapping | None = None,
     *,
     element: str = "Be",
+    elements: Sequence[str] | None = None,
+    virial: bool = False,
     cache_dir: str | os.PathLike | None = None,
 ) -> DescriptorStore | DescriptorSet:
     """Descriptors of every structure of ``dataset``: a cached HDF5 ``DescriptorStore`` in ``cache_dir`` (read by
-    configuration, so memory does not grow with the dataset), or an in-memory ``DescriptorSet`` without one."""
+    configuration, so memory does not grow with the dataset), or an in-memory ``DescriptorSet`` without one.
+    ``virial`` adds the virial rows (needed for stress rows)."""
     settings = _settings_dict(descriptor_settings)
+    kw = {"element": element} if elements is None else {"elements": list(elements)}
+    if virial:
+        kw["virial"] = True
     if cache_dir is not None:
         os.makedirs(cache_dir, exist_ok=True)
-        return DescriptorStore.open_or_compute(cache_dir, dataset.structures, int(twojmax), element=element,
-                                               **settings)
-    return compute_descriptors(dataset.structures, int(twojmax), element=element, **settings)
+        return DescriptorStore.open_or_compute(cache_dir, dataset.structures, int(twojmax), **kw, **settings)
+    return compute_descriptors(dataset.structures, int(twojmax), **kw, **settings)
+
+
+def check_model_elements(dataset: LadderDataset, element: str | None = None,
+                         elements: Sequence[str] | None = None, name: str = "elements") -> tuple[str, ...]:
+    """The model's element order (``elements``, or ``(element,)``, default Be), checked against the data.
+
+    Raises:
+        ValueError: naming ``name``, when the data hold an element the model does not list.
+    """
+    if hasattr(elements, "to_builtin"):
+        elements = elements.to_builtin()
+    names = resolve_elements(element, elements)
+    missing = [e for e in dataset.elements if e not in names]
+    if missing:
+        raise ValueError(f"{name} {list(names)} does not list {missing}, which the data contain (data elements "
+                         f"{list(dataset.elements)})")
+    return names
+
+
+def check_reference_energies(reference_energies: Mapping | None, elements: Sequence[str],
+                             name: str = "reference_energies") -> dict[str, float]:
+    """``{element: eV/atom}`` with every key among ``elements`` and finite values ({} for None)."""
+    if hasattr(reference_energies, "to_builtin"):
+        reference_energies = reference_energies.to_builtin()
+    if reference_energies is None:
+        return {}
+    if not isinstance(reference_energies, Mapping):
+        raise ValueError(f"{name} must be a dict {{element: eV/atom}}, got {reference_energies!r}")
+    out = {}
+    for key, value in reference_energies.items():
+        if key not in elements:
+            raise ValueError(f"{name} names {key!r}, which is not among the elements {list(elements)}")
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}[{key!r}] must be a number (eV/atom), got {value!r}") from None
+        if not np.isfinite(v):
+            raise ValueError(f"{name}[{key!r}] must be finite, got {value!r}")
+        out[str(key)] = v
+    return out
+
+
+_GROUP_KEYS = ("energy", "force", "stress")
+
+
+def check_group_weights(group_weights: Mapping | None, groups: Sequence[str],
+                        name: str = "group_weights") -> dict[str, tuple[float, float, float]]:
+    """Per-group multipliers (g_E, g_F, g_V) of (w_E, w_F, w_V), FitSNAP ``[GROUPS]`` semantics.
+
+    Each value is either ``{"energy": g_E, "force": g_F, "stress": g_V}`` (missing keys: 1; the form of
+    :func:`~pyiron_mlip_tradeoff.fitsnap_io.read_fitsnap`) or a sequence of three numbers. Groups not named keep
+    (1, 1, 1).
+
+    Raises:
+        ValueError: naming the group and key, for a group not in ``groups``, an unknown key, or a multiplier that
+            is negative, NaN or not a number.
+    """
+    if hasattr(group_weights, "to_builtin"):
+        group_weights = group_weights.to_builtin()
+    if group_weights is None:
+        return {}
+    if not isinstance(group_weights, Mapping):
+        raise ValueError(f"{name} must be a dict {{group: {{'energy', 'force', 'stress'}}}}, got {group_weights!r}")
+    known = set(map(str, groups))
+    out = {}
+    for group, value in group_weights.items():
+        if str(group) not in known:
+            raise ValueError(f"{name} names group {group!r}, which is not in the data (groups {sorted(known)})")
+        if hasattr(value, "to_builtin"):
+            value = value.to_builtin()
+        if isinstance(value, Mapping):
+            unknown = sorted(set(value) - set(_GROUP_KEYS))
+            if unknown:
+                raise ValueError(f"{name}[{group!r}]: unknown key(s) {unknown}; expected {list(_GROUP_KEYS)}")
+            items = [(key, value.get(key, 1.0)) for key in _GROUP_KEYS]
+        else:
+            try:
+                seq = list(value)
+            except TypeError:
+                raise ValueError(f"{name}[{group!r}] must be a dict or three numbers (g_E, g_F, g_V), "
+                                 f"got {value!r}") from None
+            if len(seq) != 3:
+                raise ValueError(f"{name}[{group!r}] must be three numbers (g_E, g_F, g_V), got {value!r}")
+            items = list(zip(_GROUP_KEYS, seq, strict=True))
+        triple = []
+        for key, g in items:
+            if isinstance(g, (bool, np.bool_)):
+                raise ValueError(f"{name}[{group!r}][{key!r}] must be a number, got {g!r}")
+            try:
+                g = float(g)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name}[{group!r}][{key!r}] must be a number, got {g!r}") from None
+            if not np.isfinite(g) or g < 0:
+                raise ValueError(f"{name}[{group!r}][{key!r}] must be a non-negative finite number, got {g!r}")
+            triple.append(g)
+        out[str(group)] = tuple(triple)
+    return out
+
+
+@dataclass(frozen=True)
+class TargetOffsets:
+    """What the fit does not learn, per configuration: subtracted from the DFT labels before fitting.
+
+    Attributes:
+        energy: (n_configs,) eV per configuration: Σ over atoms of the per-element reference energies plus the
+            reference potential's energy (NaN for configurations not computed).
+        forces: (total_atoms, 3) eV/Å of the reference potential, or None (no reference potential).
+        stress: (n_configs, 6) eV/Å³ (ASE sign, Voigt) of the reference potential, or None.
+    """
+
+    energy: np.ndarray
+    forces: np.ndarray | None = None
+    stress: np.ndarray | None = None
+
+
+def target_offsets(
+    dataset: LadderDataset,
+    elements: Sequence[str],
+    reference_potential: Mapping | None = None,
+    reference_energies: Mapping | None = None,
+    indices: Sequence[int] | np.ndarray | None = None,
+) -> TargetOffsets | None:
+    """The parts of the labels the fit leaves out: per-element reference energies (FitSNAP's −ESHIFT, eV/atom)
+    and a reference potential's energy, forces and stress (FitSNAP ``[REFERENCE]``, computed by LAMMPS once per
+    configuration, see :mod:`~pyiron_mlip_tradeoff.reference`).
+
+    Args:
+        dataset: the data.
+        elements: model element order (atom types of the reference ``pair_coeff`` lines).
+        reference_potential: ``{"pair_style": …, "pair_coeff": […]}`` or None.
+        reference_energies: ``{element: eV/atom}`` or None.
+        indices: configurations to compute the reference potential for (default all); the others are NaN.
+
+    Returns:
+        :class:`TargetOffsets`, or None when there is nothing to subtract (the labels are fitted as they are).
+    """
+    energies = check_reference_energies(reference_energies, elements)
+    if not energies and reference_potential is None:
+        return None
+    from ase.data import atomic_numbers
+
+    per_number = np.zeros(max(atomic_numbers.values()) + 1)
+    for el, e in energies.items():
+        per_number[atomic_numbers[el]] = e
+    atom_energy = per_number[dataset.numbers]
+    offsets = dataset.atom_offsets
+    energy = np.add.reduceat(atom_energy, offsets[:-1]) if atom_energy.size else np.zeros(dataset.n_configs)
+    energy = np.where(dataset.n_atoms > 0, energy, 0.0)
+    if reference_potential is None:
+        return TargetOffsets(energy)
+    idx = np.arange(dataset.n_configs) if indices is None else np.unique(np.asarray(indices, dtype=np.int64))
+    contributions = reference_contributions([dataset.structures[i] for i in idx], elements, reference_potential)
+    energy = energy.copy()
+    energy[np.setdiff1d(np.arange(dataset.n_configs), idx)] = np.nan
+    energy[idx] += contributions.energies
+    forces = np.full((int(offsets[-1]), 3), np.nan)
+    stress = np.full((dataset.n_configs, 6), np.nan)
+    for k, i in enumerate(idx):
+        forces[offsets[i]:offsets[i + 1]] = contributions.forces[k]
+        stress[i] = contributions.stresses[k]
+    return TargetOffsets(energy, forces, stress)
+
+
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+def rotate_voigt(values: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """Voigt rows (6, …: xx yy zz yz xz xy) of a symmetric tensor in a frame with ``x_new = x @ rotation``."""
+    v = np.asarray(values, dtype=float)
+    tensor = np.empty((3, 3) + v.shape[1:])
+    for k, (a, b) in enumerate(_VOIGT):
+        tensor[a, b] = tensor[b, a] = v[k]
+    rotated = np.einsum("ai,ab...,bj->ij...", rotation, tensor, rotation)
+    return np.stack([rotated[a, b] for a, b in _VOIGT])
+
+
+def _stress_targets(dataset: LadderDataset, i: int) -> np.ndarray | None:
+    """(6, n_levels) stress of configuration i in eV/Å³, or None where some level has none."""
+    if dataset.stress is None:
+        return None
+    values = dataset.stress[:, i, :]
+    if not np.all(np.isfinite(values)):
+        return None
+    return values.T
 
 
 def labelled_blocks(
@@ -364,34 +582,68 @@ def labelled_blocks(
     descriptors: DescriptorSet | DescriptorStore,
     indices: Sequence[int] | np.ndarray,
     rows: Sequence[int] | None = None,
+    *,
+    offsets: TargetOffsets | None = None,
+    stress: bool = False,
+    stress_frame: str = "lammps",
 ) -> Iterator[ConfigurationBlock]:
     """One regression block per configuration: descriptor rows and the dataset's labels at every level.
 
     Args:
-        dataset: labels (energies in eV are divided by N_m here; forces in eV/Å).
+        dataset: labels (energies in eV are divided by N_m here; forces in eV/Å; stress in eV/Å³).
         descriptors: anything with ``iter_blocks(indices)`` yielding descriptor blocks (``DescriptorSet``,
-            ``DescriptorStore``).
+            ``DescriptorStore``); with ``stress`` they must carry virial rows.
         indices: dataset configuration indices, in the order wanted.
         rows: positions of those configurations in ``descriptors`` (default: the same as ``indices``).
+        offsets: what is subtracted from the labels first (:func:`target_offsets`); None: nothing.
+        stress: add the 6 stress rows of every configuration whose stress is known at every level.
+        stress_frame: the Cartesian frame of the stress components (rows and targets alike): ``"lammps"`` (the
+            default, FitSNAP's) — each cell rotated to LAMMPS' restricted-triclinic frame (a along x, b in the xy
+            plane) — or ``"input"`` (the structure's own frame). A rotation leaves the fit of a tensor unchanged
+            only up to how the six Voigt components weigh the off-diagonal terms (once, not twice), so the frame
+            matters, a little, for stress fits and stress RMSEs; FitSNAP fits and reports them in LAMMPS' frame.
 
     Yields:
-        :class:`~pyiron_mlip_tradeoff.regression.ConfigurationBlock` with per-atom energy targets (eV/atom) and force
-        targets (eV/Å), one target column per dataset level.
+        :class:`~pyiron_mlip_tradeoff.regression.ConfigurationBlock` with per-atom energy targets (eV/atom), force
+        targets (eV/Å) and, with ``stress``, stress targets (eV/Å³, ASE sign), one target column per dataset level.
     """
     indices = np.asarray(indices, dtype=np.int64)
     rows = indices if rows is None else np.asarray(rows, dtype=np.int64)
-    offsets = dataset.atom_offsets
+    atom_offsets = dataset.atom_offsets
     n_levels = dataset.n_levels
     for i, block in zip(indices, descriptors.iter_blocks(rows), strict=True):
         n = int(dataset.n_atoms[i])
         if int(block.n_atoms) != n:
             raise ValueError(f"configuration {i}: descriptors have {block.n_atoms} atoms, the dataset {n}")
-        a, b = offsets[i], offsets[i + 1]
+        a, b = atom_offsets[i], atom_offsets[i + 1]
+        energy = dataset.energy[:, i]
+        forces = dataset.forces[:, a:b, :].reshape(n_levels, 3 * n).T
+        if offsets is not None:
+            energy = energy - offsets.energy[i]
+            if offsets.forces is not None:
+                forces = forces - offsets.forces[a:b].reshape(3 * n)[:, None]
+        stress_rows = stress_targets = None
+        if stress:
+            targets = _stress_targets(dataset, int(i))
+            if targets is not None:
+                if block.virial_rows is None:
+                    raise ValueError(f"configuration {i}: stress rows need descriptors with virial rows")
+                stress_rows = block.stress_rows
+                stress_targets = targets
+                if offsets is not None and offsets.stress is not None:
+                    stress_targets = stress_targets - offsets.stress[i][:, None]
+                if stress_frame == "lammps":
+                    cell = dataset.structures[i].get_cell()[:]
+                    rotation = lammps_frame(cell, np.zeros((0, 3)))[2]
+                    stress_rows = rotate_voigt(stress_rows, rotation)
+                    stress_targets = rotate_voigt(stress_targets, rotation)
         yield ConfigurationBlock(
             energy_rows=np.asarray(block.energy_row, dtype=float)[None, :],
-            energy_targets=(dataset.energy[:, i] / n)[None, :],
+            energy_targets=(energy / n)[None, :],
             force_rows=np.asarray(block.force_rows, dtype=float),
-            force_targets=dataset.forces[:, a:b, :].reshape(n_levels, 3 * n).T,
+            force_targets=forces,
+            stress_rows=stress_rows,
+            stress_targets=stress_targets,
         )
 
 
@@ -399,16 +651,32 @@ def labelled_blocks(
 # one fit
 
 
-def errors_table(sets: Mapping[str, FitErrors]) -> pd.DataFrame:
-    """One row per (set, reference level): ``set``, ``reference_level``, ``energy_rmse``, ``energy_rmse_shifted``,
-    ``energy_shift`` (meV/atom) and ``force_rmse`` (meV/Å)."""
+def errors_table(sets: Mapping[str, FitErrors | Mapping[str, FitErrors]]) -> pd.DataFrame:
+    """One row per (set, group, reference level): ``set``, ``group`` (``"*ALL"`` for all configurations of the
+    set, else a group name), ``reference_level``, ``energy_rmse``, ``energy_rmse_shifted``, ``energy_shift``
+    (meV/atom), ``force_rmse`` (meV/Å) and ``stress_rmse`` (GPa; NaN without stress rows).
+
+    ``sets`` maps a set name to its :class:`FitErrors` (all configurations) or to ``{group: FitErrors}`` as
+    :meth:`~pyiron_mlip_tradeoff.regression.GroupedStatistics.errors` returns it (``"*ALL"`` first in the table).
+    """
     # one DataFrame built from whole columns (a grid makes one table per point, so this is kept cheap)
-    errs = list(sets.values())
+    labels, groups, errs = [], [], []
+    for name, value in sets.items():
+        if isinstance(value, FitErrors):
+            items = [(ALL, value)]
+        else:
+            items = [(ALL, value[ALL])] + [(g, e) for g, e in value.items() if g != ALL]
+        for group, e in items:
+            labels.append(name)
+            groups.append(group)
+            errs.append(e)
+    counts = [len(e.levels) for e in errs]
     data = {
-        "set": np.repeat(np.array(list(sets), dtype=object), [len(e.levels) for e in errs]),
+        "set": np.repeat(np.array(labels, dtype=object), counts),
+        "group": np.repeat(np.array(groups, dtype=object), counts),
         "reference_level": np.array([lv for e in errs for lv in e.levels], dtype=np.int64),
     }
-    for name in ERROR_COLUMNS[2:]:
+    for name in ERROR_COLUMNS[3:]:
         data[name] = np.concatenate([np.ravel(getattr(e, name)) for e in errs]).astype(float, copy=False)
     return pd.DataFrame(data, copy=False)
 
@@ -444,16 +712,24 @@ class FitResult:
     test_indices: np.ndarray | None = None
     settings: dict = field(default_factory=dict)
     validation_indices: np.ndarray | None = None
+    stress_weight: float = 0.0
+    elements: tuple[str, ...] = ("Be",)
+    reference_potential: dict | None = None
+    reference_energies: dict = field(default_factory=dict)
+    group_weights: dict = field(default_factory=dict)
 
-    def error(self, set_name: str = "test", reference_level: int | None = None) -> dict[str, float]:
-        """``energy_rmse``, ``energy_rmse_shifted`` (meV/atom) and ``force_rmse`` (meV/Å) of one set against one
-        level (default the reference level); NaN when that set was not evaluated."""
+    def error(self, set_name: str = "test", reference_level: int | None = None, group: str = ALL) -> dict[str, float]:
+        """``energy_rmse``, ``energy_rmse_shifted`` (meV/atom), ``force_rmse`` (meV/Å) and ``stress_rmse`` (GPa) of
+        one set (all its configurations, or one ``group``) against one level (default the reference level); NaN
+        when that set was not evaluated."""
         level = self.reference_level if reference_level is None else int(reference_level)
-        rows = self.errors[(self.errors["set"] == set_name) & (self.errors["reference_level"] == level)]
+        e = self.errors
+        rows = e[(e["set"] == set_name) & (e["reference_level"] == level) & (e["group"] == group)]
+        keys = ("energy_rmse", "energy_rmse_shifted", "force_rmse", "stress_rmse")
         if rows.empty:
-            return {"energy_rmse": np.nan, "energy_rmse_shifted": np.nan, "force_rmse": np.nan}
+            return dict.fromkeys(keys, np.nan)
         row = rows.iloc[0]
-        return {k: float(row[k]) for k in ("energy_rmse", "energy_rmse_shifted", "force_rmse")}
+        return {k: float(row[k]) for k in keys}
 
     def summary(self) -> dict[str, float]:
         """Flat scalars for tables: ``validation_*``, ``test_*`` and ``train_*`` errors against the reference level
@@ -474,6 +750,49 @@ def _dft_seconds(dataset: LadderDataset, level: int, indices: np.ndarray) -> flo
     return float(np.sum(timings[dataset.level_index(level), indices]))
 
 
+def _grouped(dataset: LadderDataset, group_weights: Mapping | None) -> bool:
+    """Whether statistics are kept per group: the data have several groups, or group weights are given (a
+    dataset of one group without group weights keeps the plain statistics, so those results are unchanged)."""
+    return bool(group_weights) or len(set(dataset.groups.tolist())) > 1
+
+
+def set_statistics(
+    dataset: LadderDataset,
+    descriptors,
+    indices: np.ndarray,
+    rows: np.ndarray | None = None,
+    *,
+    offsets: TargetOffsets | None = None,
+    stress: bool = False,
+    grouped: bool = False,
+) -> LinearStatistics | GroupedStatistics:
+    """Unweighted statistics of one configuration set (folded in the order given): plain, or per group of
+    ``dataset.groups`` with ``grouped``."""
+    blocks = labelled_blocks(dataset, descriptors, indices, rows, offsets=offsets, stress=stress)
+    if grouped:
+        return grouped_statistics(blocks, dataset.groups[np.asarray(indices, dtype=np.int64)].tolist(),
+                                  levels=tuple(dataset.levels))
+    return statistics_from_blocks(blocks, levels=tuple(dataset.levels))
+
+
+def _present(stats: GroupedStatistics, group_weights: Mapping | None) -> dict:
+    """The group weights of the groups present in ``stats`` (a subset need not hold every group)."""
+    return {g: w for g, w in (group_weights or {}).items() if g in stats.groups}
+
+
+def _fit_statistics(stats, level, weights, group_weights, rcond, ridge):
+    if isinstance(stats, GroupedStatistics):
+        group_weights = _present(stats, group_weights)
+        if group_weights:
+            return stats.fit(*weights, group_weights=group_weights, rcond=rcond, ridge=ridge)[level]
+        return fit(stats.all, level, *weights, rcond=rcond, ridge=ridge)
+    return fit(stats, level, *weights, rcond=rcond, ridge=ridge)
+
+
+def _set_errors(stats, beta):
+    return stats.errors(beta) if isinstance(stats, GroupedStatistics) else errors(stats, beta)
+
+
 def fit_qsnap(
     dataset: LadderDataset,
     train_indices: Sequence[int] | np.ndarray,
@@ -491,12 +810,22 @@ def fit_qsnap(
     descriptors: DescriptorSet | DescriptorStore | None = None,
     validation_indices: Sequence[int] | np.ndarray | None = None,
     reference_level: int | None = None,
+    elements: Sequence[str] | None = None,
+    stress_weight: float = 0.0,
+    reference_potential: Mapping | None = None,
+    reference_energies: Mapping[str, float] | None = None,
+    group_weights: Mapping | None = None,
+    offsets: TargetOffsets | None = None,
 ) -> FitResult:
     """Fit qSNAP coefficients to one precision level of ``dataset`` on the given training configurations.
 
-    Minimises Eq. 1 of the study, Σ_m [w_E² (Ê_m − E_m)²/N_m² + Σ_i w_F² (F̂_mi − F_mi)²], from sufficient statistics
-    (see :mod:`~pyiron_mlip_tradeoff.regression`), and evaluates the errors on the training set and (if given) the
-    test set against every level of the dataset.
+    Minimises Eq. 1 of the study plus a stress term, Σ_m [w_E² (Ê_m − E_m)²/N_m² + Σ_i w_F² (F̂_mi − F_mi)²
+    + Σ_v w_V² (σ̂_mv − σ_mv)²], each row's weight multiplied by its group's (g_E, g_F, g_V) (FitSNAP
+    ``[GROUPS]``), from sufficient statistics (see :mod:`~pyiron_mlip_tradeoff.regression`). The targets lose the
+    per-element reference energies and the reference potential's energy, forces and stress first (FitSNAP
+    ``[ESHIFT]``, ``[REFERENCE]``). Errors (unweighted) on the training set and on the validation and test sets
+    (if given) against every level of the dataset, for all configurations of a set (group ``"*ALL"``) and, when
+    the data have several groups, per group.
 
     Args:
         dataset: structures and labels.
@@ -505,19 +834,31 @@ def fit_qsnap(
         energy_weight: w_E > 0 (on per-atom energy residuals, eV/atom).
         force_weight: w_F > 0 (on force residuals, eV/Å).
         twojmax: qSNAP 2Jmax (even, ≤ 10).
-        descriptor_settings: ``compute snap`` settings overriding the study's (see ``descriptors.resolve_settings``).
-        test_indices: test configurations; None: no test errors. Overlap with the training set gives a warning.
+        descriptor_settings: ``compute snap`` settings overriding the study's (see ``descriptors.resolve_settings``;
+            ``radelem``/``wj`` one value or one per element).
+        test_indices: test configurations; None or empty: no test errors. Overlap with the training set gives a
+            warning.
         rcond: SVD cut-off relative to the largest singular value (None: numpy ``lstsq``'s default on the full
-            weighted matrix).
+            weighted matrix; FitSNAP's SVD solver uses 1e-13).
         ridge: Tikhonov λ instead of the SVD cut-off.
         cache_dir: folder of the descriptor cache (descriptors of *all* dataset structures, shared with later fits);
             None: descriptors of the used configurations only, in memory.
-        element: chemical symbol.
-        descriptors: precomputed descriptors of all dataset structures (``DescriptorSet``/``DescriptorStore``).
+        element: chemical symbol of a one-element model (shorthand for ``elements=[element]``).
+        descriptors: precomputed descriptors of all dataset structures (``DescriptorSet``/``DescriptorStore``; with
+            virial rows when ``stress_weight`` > 0).
         validation_indices: validation configurations (errors reported as set ``"validation"``); must not overlap
             the training set.
         reference_level: level the summary errors are quoted against (default: the most precise level by the
             dataset's settings, :func:`~pyiron_mlip_tradeoff.reference_level.most_precise_level`).
+        elements: the model's elements in order (LAMMPS types 1, 2, …); must include every element of the data.
+        stress_weight: w_V ≥ 0 on stress residuals in eV/Å³ (default 0: no stress rows, no stress errors).
+        reference_potential: ``{"pair_style": …, "pair_coeff": […]}`` whose energy, forces and stress are subtracted
+            from the labels (computed once per used configuration by LAMMPS).
+        reference_energies: ``{element: eV/atom}`` subtracted from total energies per atom of that element.
+        group_weights: ``{group: {"energy": g_E, "force": g_F, "stress": g_V}}`` (or three numbers) multiplying
+            (w_E, w_F, w_V) for that group's rows.
+        offsets: precomputed :func:`target_offsets` (then ``reference_potential``/``reference_energies`` only
+            document the model).
 
     Returns:
         :class:`FitResult`.
@@ -525,51 +866,69 @@ def fit_qsnap(
     Raises:
         ValueError/TypeError: bad weights, a level not in the dataset, empty, repeated or out-of-range indices,
             configurations with failed DFT, a validation set overlapping the training set, an invalid 2Jmax or
-            setting, a reference level not in the dataset or an ambiguous ladder — all before any descriptor is
-            computed.
+            setting, data elements missing from ``elements``, group weights naming unknown groups or negative/NaN,
+            an unloadable reference pair style, a reference level not in the dataset or an ambiguous ladder —
+            all before any descriptor is computed.
     """
     level = _check_level(dataset, training_level)
     reference = resolve_reference_level(dataset, reference_level)
     we = check_weight("energy_weight", energy_weight)
     wf = check_weight("force_weight", force_weight)
+    wv = _check_stress_weight(stress_weight)
+    names = check_model_elements(dataset, None if elements is not None else element, elements)
     settings = _settings_dict(descriptor_settings)
-    resolved = resolve_settings(twojmax, settings)
+    resolved = resolve_settings(twojmax, settings, len(names))
+    energies = check_reference_energies(reference_energies, names)
+    gw = check_group_weights(group_weights, dataset.group_names)
+    if reference_potential is not None and offsets is None:
+        check_reference(reference_potential, names)
     train = check_indices(train_indices, dataset.n_configs, "train_indices")
+    if test_indices is not None and np.size(test_indices) == 0:
+        test_indices = None
     test = None if test_indices is None else check_indices(test_indices, dataset.n_configs, "test_indices")
     _check_complete(dataset, train, "train_indices")
     if test is not None:
         _check_complete(dataset, test, "test_indices")
         _check_overlap(train, test)
     validation = None
-    if validation_indices is not None:
+    if validation_indices is not None and np.size(validation_indices):
         validation = check_indices(validation_indices, dataset.n_configs, "validation_indices")
         _check_complete(dataset, validation, "validation_indices")
         _check_disjoint(train, validation, "validation_indices", "the training set")
+    use_stress = wv > 0
+    if use_stress and dataset.stress is None:
+        raise ValueError("stress_weight > 0, but the dataset has no stresses")
+    kw = {"element": names[0]} if elements is None else {"elements": list(names)}
+    if use_stress:
+        kw["virial"] = True
 
+    used = np.unique(np.concatenate([x for x in (train, validation, test) if x is not None]))
     if descriptors is None and cache_dir is None:
-        used = np.unique(np.concatenate([x for x in (train, validation, test) if x is not None]))
-        descriptors = compute_descriptors([dataset.structures[i] for i in used], int(twojmax), element=element,
-                                          **settings)
+        descriptors = compute_descriptors([dataset.structures[i] for i in used], int(twojmax), **kw, **settings)
         position = np.full(dataset.n_configs, -1, dtype=np.int64)
         position[used] = np.arange(used.size)
     else:
         if descriptors is None:
-            descriptors = dataset_descriptors(dataset, twojmax, settings, element=element, cache_dir=cache_dir)
+            descriptors = dataset_descriptors(dataset, twojmax, settings, element=names[0],
+                                              elements=None if elements is None else names, virial=use_stress,
+                                              cache_dir=cache_dir)
         if descriptors.n_configs != dataset.n_configs:
             raise ValueError(f"descriptors cover {descriptors.n_configs} configurations, the dataset {dataset.n_configs}")
         position = np.arange(dataset.n_configs)
+    if offsets is None:
+        offsets = target_offsets(dataset, names, reference_potential, energies, used)
 
-    levels = tuple(dataset.levels)
+    grouped = _grouped(dataset, gw)
+    common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
     # folded in configuration-index order: the fit does not depend on the order the indices are given in
     folded = np.sort(train)
-    train_stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, folded, position[folded]),
-                                         levels=levels)
-    result = fit(train_stats, level, we, wf, rcond=rcond, ridge=ridge)
-    sets = {"train": errors(train_stats, result.coefficients)}
+    train_stats = set_statistics(dataset, descriptors, folded, position[folded], **common)
+    result = _fit_statistics(train_stats, level, (we, wf, wv), gw, rcond, ridge)
+    sets = {"train": _set_errors(train_stats, result.coefficients)}
     for name, part in (("validation", validation), ("test", test)):
         if part is not None:
-            stats = statistics_from_blocks(labelled_blocks(dataset, descriptors, part, position[part]), levels=levels)
-            sets[name] = errors(stats, result.coefficients)
+            stats = set_statistics(dataset, descriptors, part, position[part], **common)
+            sets[name] = _set_errors(stats, result.coefficients)
     return FitResult(
         coefficients=np.asarray(result.coefficients, dtype=float),
         errors=errors_table(sets),
@@ -585,7 +944,24 @@ def fit_qsnap(
         test_indices=test,
         settings=resolved,
         validation_indices=validation,
+        stress_weight=wv,
+        elements=tuple(names),
+        reference_potential=None if reference_potential is None else dict(reference_potential),
+        reference_energies=energies,
+        group_weights={g: list(t) for g, t in gw.items()},
     )
+
+
+def _check_stress_weight(value) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"stress_weight must be a non-negative number, got {value!r}")
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"stress_weight must be a non-negative number, got {value!r}") from None
+    if not np.isfinite(w) or w < 0:
+        raise ValueError(f"stress_weight must be a non-negative finite number, got {value!r}")
+    return w
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -609,6 +985,9 @@ class GridSpec:
         rcond, ridge: solver options (see :func:`~pyiron_mlip_tradeoff.regression.fit`). element: chemical symbol.
         reference_level: the level errors are quoted against. leverage_ridge: λ / s_max² of ridge leverage
             (``None``: automatic, see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
+        stress_weight: w_V (0: no stress rows). elements: the model's elements (None: ``(element,)``).
+        reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
+        group_weights: ``{group: (g_E, g_F, g_V)}`` multipliers.
     """
 
     levels: tuple[int, ...]
@@ -629,6 +1008,16 @@ class GridSpec:
     validation_indices: np.ndarray | None = None
     reference_level: int | None = None
     leverage_ridge: float | None = None
+    stress_weight: float = 0.0
+    elements: tuple[str, ...] | None = None
+    reference_potential: dict | None = None
+    reference_energies: dict = field(default_factory=dict)
+    group_weights: dict = field(default_factory=dict)
+
+    @property
+    def model_elements(self) -> tuple[str, ...]:
+        """The model's element order (``elements``, else ``(element,)``)."""
+        return tuple(self.elements) if self.elements is not None else (self.element,)
 
     @property
     def n_points(self) -> int:
@@ -696,6 +1085,11 @@ def plan_grid(
     split_fractions: Sequence[float] = DEFAULT_SPLIT,
     reference_level: int | None = None,
     leverage_ridge: float | None = None,
+    stress_weight: float = 0.0,
+    elements: Sequence[str] | None = None,
+    reference_potential: Mapping | None = None,
+    reference_energies: Mapping[str, float] | None = None,
+    group_weights: Mapping | None = None,
 ) -> GridSpec:
     """Validate a grid and return its :class:`GridSpec` (nothing is computed).
 
@@ -722,6 +1116,10 @@ def plan_grid(
         reference_level: level the errors are quoted against (default: the most precise by its settings).
         leverage_ridge: λ / s_max² > 0 of ridge leverage for leverage sampling (default ``None``: plain leverage
             unless the pool's rows are all independent, see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
+        stress_weight: w_V ≥ 0 on stress residuals in eV/Å³, the same for every point (default 0: no stress rows).
+        elements: the model's elements in order (default ``(element,)``).
+        reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
+        group_weights: per-group multipliers of (w_E, w_F, w_V) (see :func:`check_group_weights`).
 
     Raises:
         ValueError/TypeError: any invalid entry, an empty list (a grid with zero points), sizes beyond the pool,
@@ -732,6 +1130,14 @@ def plan_grid(
         raise ValueError(f"the dataset has {dataset.n_configs} configuration(s); a grid needs a training pool, a "
                          "validation and a test set")
     reference = resolve_reference_level(dataset, reference_level)
+    names = check_model_elements(dataset, None if elements is not None else element, elements)
+    wv = _check_stress_weight(stress_weight)
+    if wv > 0 and dataset.stress is None:
+        raise ValueError("stress_weight > 0, but the dataset has no stresses")
+    energies = check_reference_energies(reference_energies, names)
+    gw = check_group_weights(group_weights, dataset.group_names)
+    if reference_potential is not None:
+        check_reference(reference_potential, names)
     levels_list = list(dataset.levels) if levels is None else _as_list(levels, "levels")
     levels_t = tuple(_check_level(dataset, lv, "training level") for lv in levels_list)
     if len(set(levels_t)) != len(levels_t):
@@ -745,7 +1151,7 @@ def plan_grid(
     for tj in _as_list(twojmax, "twojmax"):
         if isinstance(tj, (float, np.floating)) and float(tj).is_integer():
             tj = int(tj)
-        resolve_settings(tj, settings)  # raises for an odd, negative, too large or non-integer 2Jmax
+        resolve_settings(tj, settings, len(names))  # raises for an odd, negative, too large or non-integer 2Jmax
         tjs.append(int(tj))
     if len(set(tjs)) != len(tjs):
         raise ValueError(f"twojmax contains duplicates: {tjs}")
@@ -773,7 +1179,9 @@ def plan_grid(
     if rcond is not None and not (np.isfinite(float(rcond)) and 0 <= float(rcond) < 1):
         raise ValueError(f"rcond must be None or in [0, 1), got {rcond!r}")
     return GridSpec(levels_t, tuple(sizes), ratios, wf, tuple(tjs), methods, reps, seed, pool, test, settings,
-                    lev_w, rcond, ridge, element, validation, reference, lev_ridge)
+                    lev_w, rcond, ridge, element, validation, reference, lev_ridge, wv,
+                    None if elements is None else names,
+                    None if reference_potential is None else dict(reference_potential), energies, gw)
 
 
 @dataclass
@@ -815,6 +1223,7 @@ class GridPoint:
             "dft_seconds": r.dft_seconds,
             "reference_level": r.reference_level,
             **r.summary(),
+            "stress_weight": r.stress_weight,
         }
 
 
@@ -876,8 +1285,10 @@ def run_grid(
         def is_done(key):
             return key in done
 
-    levels = tuple(dataset.levels)
     reference = resolve_reference_level(dataset, spec.reference_level)
+    use_stress = spec.stress_weight > 0
+    grouped = _grouped(dataset, spec.group_weights)
+    offsets, offsets_done = None, False
     for tj in spec.twojmax:
         keys_tj = [k for k in spec.keys() if k[6] == tj]
         if all(is_done(k) for k in keys_tj):
@@ -888,16 +1299,19 @@ def run_grid(
         desc = None if descriptors is None else descriptors.get(tj)
         if desc is None:
             desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
-                                       cache_dir=cache_dir)
+                                       elements=spec.elements, virial=use_stress, cache_dir=cache_dir)
         if desc.n_configs != dataset.n_configs:
             raise ValueError(f"descriptors for 2Jmax {tj} cover {desc.n_configs} configurations, the dataset "
                              f"{dataset.n_configs}")
         p = int(desc.n_columns)
-        test_stats = statistics_from_blocks(labelled_blocks(dataset, desc, spec.test_indices), levels=levels)
+        if offsets is None and not offsets_done:
+            offsets = target_offsets(dataset, spec.model_elements, spec.reference_potential, spec.reference_energies)
+            offsets_done = True
+        common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
+        test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
         validation_stats = None
         if spec.validation_indices is not None:
-            validation_stats = statistics_from_blocks(labelled_blocks(dataset, desc, spec.validation_indices),
-                                                      levels=levels)
+            validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
         scores: dict[str, np.ndarray] = {}
         for sampling in spec.sampling:
             for rep in range(spec.repetitions):
@@ -920,15 +1334,24 @@ def run_grid(
                     # at the cond × eps level (~1e-10 relative in test errors at 2Jmax 4) to the order rows are
                     # folded in, so a canonical order makes a grid point exactly the standalone fit of its set,
                     # whatever order the draw picked its configurations in
-                    stats = statistics_from_blocks(labelled_blocks(dataset, desc, np.sort(order[:size])),
-                                                   levels=levels)
+                    stats = set_statistics(dataset, desc, np.sort(order[:size]), **common)
                     yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats, order[:size],
                                                   todo[size], sampling, rep, tj, p, reference)
 
 
+def _errors_many(stats, betas: np.ndarray) -> list:
+    """:func:`errors_many` for plain statistics; for grouped ones, per fit ``{"*ALL": …, group: …}``."""
+    if not isinstance(stats, GroupedStatistics):
+        return errors_many(stats, betas)
+    per = {ALL: errors_many(stats.all, betas)}
+    for name, st in stats.groups.items():
+        if st.n_configs:
+            per[name] = errors_many(st, betas)
+    return [{name: e[j] for name, e in per.items()} for j in range(betas.shape[1])]
+
+
 def _points_for_subset(
-    dataset: LadderDataset, spec: GridSpec, stats: LinearStatistics, test_stats: LinearStatistics,
-    validation_stats: LinearStatistics | None, train: np.ndarray, pending: set, sampling: str, rep: int, tj: int,
+    dataset: LadderDataset, spec: GridSpec, stats, test_stats, validation_stats, train: np.ndarray, pending: set, sampling: str, rep: int, tj: int,
     p: int, reference: int,
 ) -> Iterator[GridPoint]:
     size = int(train.size)
@@ -943,11 +1366,19 @@ def _points_for_subset(
             todo.append((ratio, we, wanted))
     # one least-squares solve per weight for all training levels (sharing the factorisation of a small subset),
     # then the errors of all wanted fits in one matrix product per set
-    all_fits = fit_weights(stats, [(we, wf) for _, we, _ in todo], rcond=spec.rcond, ridge=spec.ridge)
+    weights = [(we, wf, spec.stress_weight) for _, we, _ in todo]
+    if isinstance(stats, GroupedStatistics):
+        if _present(stats, spec.group_weights):
+            all_fits = stats.fit_weights(weights, group_weights=_present(stats, spec.group_weights),
+                                         rcond=spec.rcond, ridge=spec.ridge)
+        else:
+            all_fits = fit_weights(stats.all, weights, rcond=spec.rcond, ridge=spec.ridge)
+    else:
+        all_fits = fit_weights(stats, weights, rcond=spec.rcond, ridge=spec.ridge)
     for (ratio, we, wanted), fits in zip(todo, all_fits, strict=True):
         betas = np.column_stack([fits[lv].coefficients for lv in wanted])
-        train_errors, test_errors = errors_many(stats, betas), errors_many(test_stats, betas)
-        validation_errors = None if validation_stats is None else errors_many(validation_stats, betas)
+        train_errors, test_errors = _errors_many(stats, betas), _errors_many(test_stats, betas)
+        validation_errors = None if validation_stats is None else _errors_many(validation_stats, betas)
         for j, lv in enumerate(wanted):
             sets = {"train": train_errors[j]}
             if validation_errors is not None:
@@ -959,5 +1390,8 @@ def _points_for_subset(
                 training_level=int(lv), energy_weight=we, force_weight=wf, twojmax=int(tj),
                 reference_level=reference, rank=int(fits[lv].rank), train_indices=train_sorted.copy(),
                 test_indices=spec.test_indices, validation_indices=spec.validation_indices,
+                stress_weight=spec.stress_weight, elements=spec.model_elements,
+                reference_potential=spec.reference_potential, reference_energies=dict(spec.reference_energies),
+                group_weights={g: list(t) for g, t in spec.group_weights.items()},
             )
             yield GridPoint((lv, size, sampling, rep, we, wf, tj), float(ratio), sampling, rep, size, result, p)

@@ -11,6 +11,16 @@
 >>> fit.output.test_energy_rmse               # vs the reference level (default: the most precise), meV/atom
 >>> lammps_job.potential = fit.get_potential()
 
+A FitSNAP set-up (any elements, reference potential, stresses, group weights) in one go:
+
+>>> setup = read_fitsnap("InP-example.in")
+>>> fit.input.dataset = setup.dataset                # an in-memory LadderDataset is stored with the job
+>>> fit.input.update(setup.job_input)                # elements, twojmax, descriptor_settings, reference, weights
+>>> fit.input.train_indices = setup.train_indices    # test_indices empty: train on all, training errors only
+>>> fit.input.test_indices = setup.test_indices
+>>> fit.run()
+>>> fit.output.errors                                # also per group, and group == "*ALL"; stress_rmse in GPa
+
 In ``pr.create_table()`` the results are at ``job.content["output/<name>"]`` (e.g. ``test_energy_rmse``,
 ``dft_seconds``) and the input at ``job.content["input/data"]["<name>"]`` (e.g. ``training_level``, ``twojmax``).
 """
@@ -26,17 +36,22 @@ import numpy as np
 import pandas as pd
 from pyiron_base import GenericJob, PythonTemplateJob
 
-from ..dataset import LadderDataset
+from ..dataset import LadderDataset, restore_dataset, store_dataset
 from ..fitting import (
     DEFAULT_SPLIT,
     FitResult,
+    _check_stress_weight,
     check_fractions,
+    check_group_weights,
     check_indices,
+    check_model_elements,
+    check_reference_energies,
     check_weight,
     dataset_split,
     fit_qsnap,
 )
-from ..lammps import pair_style_lines, write_snap_potential
+from ..lammps import pair_style_lines, write_potential_include, write_snap_potential
+from ..reference import check_reference
 from ..reference_level import resolve_reference_level
 from .base import mark_finished, to_builtin
 from .database import ensure_database_reachable
@@ -44,9 +59,14 @@ from .database import ensure_database_reachable
 if TYPE_CHECKING:
     from pyiron_base import Project, ProjectHDFio
 
-__all__ = ["QSnapFit", "FastStorageJob", "load_dataset"]
+__all__ = ["QSnapFit", "FastStorageJob", "load_dataset", "STORED_DATASET", "FITSNAP_SOLVER_RCOND"]
 
 _FRAME_MARK = "__dataframe__"
+#: ``input.dataset`` of a job whose in-memory dataset is stored in its own HDF5 file (group ``input_dataset``)
+STORED_DATASET = "<stored with the job>"
+_DATASET_GROUP = "input_dataset"
+#: the SVD cut-off of FitSNAP's ``solver = SVD`` (scipy ``lstsq(a, b, 1e-13)``)
+FITSNAP_SOLVER_RCOND = {"SVD": 1e-13}
 
 
 def _encode(value):
@@ -77,7 +97,8 @@ class FastStorageJob(PythonTemplateJob):
     """A ``PythonTemplateJob`` that writes its HDF5 file in two file sessions instead of one per stored value.
 
     ``input`` goes with pyiron's generic job data (``input/data``), ``output`` into ``output/<name>``; a DataFrame
-    in ``output`` is stored as its columns and loads back as a DataFrame. Storing a job costs a few ms instead of
+    in ``output`` is stored as its columns and loads back as a DataFrame. An in-memory ``LadderDataset`` in
+    ``input.dataset`` is stored once in the job's file (group ``input_dataset``) and loads back as the object. Storing a job costs a few ms instead of
     tens, which matters when a grid stores thousands of them. An unreachable network database raises
     :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
     """
@@ -87,6 +108,21 @@ class FastStorageJob(PythonTemplateJob):
         super().__init__(project, job_name)
 
     def to_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
+        # an in-memory LadderDataset given as input.dataset is written once into the job's own file
+        dataset = self.input.get("dataset") if hasattr(self, "input") else None
+        if not isinstance(dataset, LadderDataset):
+            self._write_hdf(hdf, group_name)
+            return
+        self.input.dataset = STORED_DATASET
+        try:
+            self._write_hdf(hdf, group_name)
+        finally:
+            self.input.dataset = dataset
+        if getattr(self, "_stored_dataset", None) is not dataset:
+            store_dataset(self._hdf5, dataset, _DATASET_GROUP)
+            self._stored_dataset = dataset
+
+    def _write_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         # what GenericJob.to_hdf writes (status, server, input/data) plus the output, in one uncompressed session
         self._set_hdf(hdf=hdf, group_name=group_name)
         data = self.to_dict()
@@ -102,6 +138,9 @@ class FastStorageJob(PythonTemplateJob):
                 stored = h.read_dict_from_hdf(recursive=True)
             for key, value in stored.items():
                 self.output[key] = _decode(value)
+        if hasattr(self, "input") and self.input.get("dataset") == STORED_DATASET:
+            self.input.dataset = restore_dataset(self._hdf5, _DATASET_GROUP)
+            self._stored_dataset = self.input.dataset
 
 
 def load_dataset(
@@ -118,6 +157,8 @@ def load_dataset(
         ValueError/FileNotFoundError: when nothing matching is found, with what was tried.
     """
     spec = to_builtin(spec)
+    if isinstance(spec, str) and spec == STORED_DATASET:
+        raise ValueError("input.dataset was stored with a job that could not restore it; set input.dataset again")
     if spec is None or (isinstance(spec, str) and not spec.strip()):
         raise ValueError('input.dataset is missing: give a LadderDataset file, "bundled" or a PrecisionLadder job name')
     if isinstance(spec, LadderDataset):
@@ -145,14 +186,17 @@ def load_dataset(
     )
 
 
-def potential_frame(name: str, snapcoeff: str, snapparam: str, element: str = "Be") -> pd.DataFrame:
-    """A pyiron_atomistics-style potential (one row: Name, Filename, Model, Species, Config) for ``pair_style snap``."""
+def potential_frame(name: str, snapcoeff: str, snapparam: str, element: str = "Be", *,
+                    elements: list[str] | None = None, reference: Mapping | None = None) -> pd.DataFrame:
+    """A pyiron_atomistics-style potential (one row: Name, Filename, Model, Species, Config) for ``pair_style snap``,
+    or ``pair_style hybrid/overlay <reference> snap`` with a reference pair (atom types in ``elements`` order)."""
+    names = list(elements) if elements is not None else [element]
     return pd.DataFrame({
         "Name": [name],
         "Filename": [[str(snapcoeff), str(snapparam)]],
         "Model": ["Custom"],
-        "Species": [[element]],
-        "Config": [pair_style_lines(snapcoeff, snapparam, element)],
+        "Species": [names],
+        "Config": [pair_style_lines(snapcoeff, snapparam, elements=names, reference=reference)],
     })
 
 
@@ -160,7 +204,8 @@ class QSnapFit(FastStorageJob):
     """A weighted qSNAP fit to one precision level of a ``LadderDataset`` (Eq. 1 of the study, per-atom energies).
 
     Input (``job.input``):
-        dataset: LadderDataset file path, ``"bundled"``, or the name/id of a ``PrecisionLadder`` job.
+        dataset: a ``LadderDataset`` object (stored with the job), a LadderDataset file path, ``"bundled"``, or the
+            name/id of a ``PrecisionLadder`` job.
         training_level: level label to fit (default: the reference level).
         reference_level: level the errors are quoted against (default: the most precise level by its settings —
             densest k-mesh, then highest cutoff; an ambiguous ladder is refused).
@@ -172,19 +217,32 @@ class QSnapFit(FastStorageJob):
             succeeded at every level, minus any training configuration. An explicit validation set must not
             overlap the training set.
         energy_weight, force_weight: w_E and w_F (default 150 and 1).
-        twojmax: qSNAP 2Jmax (4, 6, 8, 10). descriptor_settings: ``compute snap`` overrides. element: symbol.
+        twojmax: qSNAP 2Jmax (4, 6, 8, 10). descriptor_settings: ``compute snap`` overrides (``radelem``/``wj``
+            one value or one per element). element: symbol of a one-element model; elements: the model's elements
+            in order (LAMMPS types 1, 2, …; must include every element of the data; overrides ``element``).
+        stress_weight: w_V on stress residuals in eV/Å³ (default 0: no stress rows, no stress errors).
+        reference_potential: ``{"pair_style": …, "pair_coeff": […]}`` (FitSNAP ``[REFERENCE]``), subtracted from
+            the labels and part of the exported potential (``pair_style hybrid/overlay <reference> snap``).
+        reference_energies: ``{element: eV/atom}`` subtracted from total energies (= −FitSNAP ``[ESHIFT]``).
+        group_weights: ``{group: {"energy": g_E, "force": g_F, "stress": g_V}}`` multipliers of (w_E, w_F, w_V)
+            per group of ``dataset.groups`` (FitSNAP ``[GROUPS]``).
+        test_indices = [] (explicitly empty): train on the given configurations only and report training errors.
+        solver: None, or ``"SVD"`` (FitSNAP's: SVD cut-off 1e-13 unless ``rcond`` is given).
         rcond, ridge: solver options (see ``regression.fit``). cache_dir: descriptor cache (None: in memory).
         Grid points carry their grid coordinates too: ``subset_size``, ``sampling``, ``repetition``,
         ``weight_ratio``, ``grid_job``.
 
     Output (``job.output``):
-        coefficients (eV per descriptor unit), errors (DataFrame: ``set``, ``reference_level``, ``energy_rmse``,
-        ``energy_rmse_shifted``, ``energy_shift`` in meV/atom, ``force_rmse`` in meV/Å), dft_seconds (training
+        coefficients (eV per descriptor unit), errors (DataFrame: ``set``, ``group`` — ``"*ALL"`` for all
+        configurations of the set, else a group of the data —, ``reference_level``, ``energy_rmse``,
+        ``energy_rmse_shifted``, ``energy_shift`` in meV/atom, ``force_rmse`` in meV/Å, ``stress_rmse`` in GPa;
+        unweighted), dft_seconds (training
         level's DFT CPU seconds over the training set; wall seconds where no CPU time is recorded), n_train,
         rank, n_columns, reference_level,
         validation_energy_rmse, validation_energy_rmse_shifted, validation_force_rmse (vs the reference level; NaN
         without a validation set), the same for test_* and train_*, train_indices, validation_indices,
-        test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory).
+        test_indices, snapcoeff and snapparam (paths of the LAMMPS files in the working directory), potential_include
+        (a LAMMPS include with the pair style, the reference pair and the snap files).
     """
 
     def __init__(self, project, job_name):
@@ -202,6 +260,12 @@ class QSnapFit(FastStorageJob):
         self.input.twojmax = 6
         self.input.descriptor_settings = {}
         self.input.element = "Be"
+        self.input.elements = None
+        self.input.stress_weight = 0.0
+        self.input.reference_potential = None
+        self.input.reference_energies = {}
+        self.input.group_weights = {}
+        self.input.solver = None
         self.input.selection_job = None
         self.input.selection_size = None
         self.input.selection_repetition = 0
@@ -210,6 +274,34 @@ class QSnapFit(FastStorageJob):
         self.input.cache_dir = None
 
     # -- input -----------------------------------------------------------------------------------------------
+    def _model(self, dataset: LadderDataset) -> dict:
+        """Elements, stress weight, reference and group weights, checked against the data (keys named)."""
+        elements = to_builtin(self.input.get("elements"))
+        names = check_model_elements(dataset, None if elements else self.input.get("element", "Be"),
+                                     elements or None, "input.elements")
+        wv = _check_stress_weight(self.input.get("stress_weight", 0.0) or 0.0)
+        if wv > 0 and dataset.stress is None:
+            raise ValueError("input.stress_weight > 0, but the dataset has no stresses")
+        energies = check_reference_energies(to_builtin(self.input.get("reference_energies")), names,
+                                            "input.reference_energies")
+        reference = to_builtin(self.input.get("reference_potential"))
+        if reference is not None:
+            try:
+                check_reference(reference, names)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"input.reference_potential: {err}") from None
+        group_weights = check_group_weights(to_builtin(self.input.get("group_weights")), dataset.group_names,
+                                            "input.group_weights")
+        solver = self.input.get("solver")
+        if solver is not None and solver not in FITSNAP_SOLVER_RCOND:
+            raise ValueError(f"input.solver {solver!r} is not supported; use None or one of "
+                             f"{list(FITSNAP_SOLVER_RCOND)}")
+        rcond = self.input.get("rcond")
+        if rcond is None and solver is not None:
+            rcond = FITSNAP_SOLVER_RCOND[solver]
+        return {"elements": list(names) if elements else None, "names": names, "wv": wv, "energies": energies,
+                "reference_potential": reference, "group_weights": group_weights, "rcond": rcond}
+
     def _resolve(self) -> dict:
         """Everything the fit needs, checked (no descriptor is computed here)."""
         from ..descriptors import resolve_settings
@@ -230,7 +322,11 @@ class QSnapFit(FastStorageJob):
         twojmax = self.input.twojmax
         if isinstance(twojmax, (float, np.floating)) and float(twojmax).is_integer():
             twojmax = int(twojmax)
-        resolve_settings(twojmax, dict(settings))
+        model = self._model(dataset)
+        try:
+            resolve_settings(twojmax, dict(settings), len(model["names"]))
+        except (TypeError, ValueError) as err:
+            raise type(err)(f"input.descriptor_settings: {err}") from None
 
         train = to_builtin(self.input.train_indices)
         selection = self.input.selection_job
@@ -245,6 +341,13 @@ class QSnapFit(FastStorageJob):
         fractions = check_fractions(to_builtin(self.input.get("split_fractions")) or DEFAULT_SPLIT)
         validation = to_builtin(self.input.get("validation_indices"))
         test = to_builtin(self.input.test_indices)
+        if test is not None and np.size(test) == 0:  # explicitly none: train on all given, training errors only
+            validation = None if validation is None or np.size(validation) == 0 else validation
+            if validation is not None:
+                validation = check_indices(validation, dataset.n_configs, "input.validation_indices")
+            return {"dataset": dataset, "level": int(level), "we": we, "wf": wf, "settings": dict(settings),
+                    "twojmax": int(twojmax), "train": train, "test": None, "validation": validation,
+                    "reference": reference, **model}
         if split is None and (validation is None or test is None):
             _, default_validation, default_test = dataset_split(dataset, int(self.input.split_seed or 0), fractions)
             split = (np.setdiff1d(default_validation, train), np.setdiff1d(default_test, train))
@@ -264,7 +367,7 @@ class QSnapFit(FastStorageJob):
                                  f"set (first: {int(common[0])}); the validation set must be held out")
         return {"dataset": dataset, "level": int(level), "we": we, "wf": wf, "settings": dict(settings),
                 "twojmax": int(twojmax), "train": train, "test": test, "validation": validation,
-                "reference": reference}
+                "reference": reference, **model}
 
     def _selection_indices(self, name, n_configs: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """The selected training configurations (dataset indices) and the selection's (validation, test) sets
@@ -299,8 +402,10 @@ class QSnapFit(FastStorageJob):
         start = time.perf_counter()
         result = fit_qsnap(
             r["dataset"], r["train"], r["level"], r["we"], r["wf"], r["twojmax"], r["settings"],
-            test_indices=r["test"], rcond=self.input.rcond, ridge=self.input.ridge, cache_dir=self.input.cache_dir,
-            element=self.input.element, validation_indices=r["validation"], reference_level=r["reference"],
+            test_indices=r["test"], rcond=r["rcond"], ridge=self.input.ridge, cache_dir=self.input.cache_dir,
+            element=r["names"][0], validation_indices=r["validation"], reference_level=r["reference"],
+            elements=r["elements"], stress_weight=r["wv"], reference_potential=r["reference_potential"],
+            reference_energies=r["energies"], group_weights=r["group_weights"],
         )
         self.set_result(result, n_columns=int(result.coefficients.size))
         self.output.fit_seconds = time.perf_counter() - start
@@ -323,13 +428,14 @@ class QSnapFit(FastStorageJob):
         out.validation_indices = np.asarray([] if result.validation_indices is None else result.validation_indices,
                                             dtype=np.int64)
         settings = to_builtin(self.input.descriptor_settings) or {}
-        coeff, param = write_snap_potential(
-            Path(self.working_directory) / self.job_name, result.coefficients, int(result.twojmax), dict(settings),
-            element=self.input.element,
-            comment=f"level {result.training_level}, w_E={result.energy_weight:g}, w_F={result.force_weight:g}",
+        coeff, param, include = write_potential_files(
+            Path(self.working_directory) / self.job_name, result, dict(settings),
+            comment=f"level {result.training_level}, w_E={result.energy_weight:g}, w_F={result.force_weight:g}"
+                    + (f", w_V={result.stress_weight:g}" if result.stress_weight else ""),
         )
         out.snapcoeff = str(coeff)
         out.snapparam = str(param)
+        out.potential_include = str(include)
 
     # -- results ---------------------------------------------------------------------------------------------
     def get_errors(self) -> pd.DataFrame:
@@ -344,4 +450,32 @@ class QSnapFit(FastStorageJob):
         coeff, param = self.output.get("snapcoeff"), self.output.get("snapparam")
         if coeff is None or not Path(coeff).is_file() or not Path(param).is_file():
             raise ValueError(f"job {self.job_name!r} has no potential files (status: {self.status})")
-        return potential_frame(f"qSNAP_{self.job_name}", coeff, param, self.input.element)
+        elements = to_builtin(self.input.get("elements")) or [self.input.element]
+        return potential_frame(f"qSNAP_{self.job_name}", coeff, param, elements=list(elements),
+                               reference=to_builtin(self.input.get("reference_potential")))
+
+
+def write_potential_files(prefix: Path, result: FitResult, settings: Mapping | None = None,
+                          comment: str = "") -> tuple[Path, Path, Path]:
+    """``<prefix>.snapcoeff``, ``.snapparam`` and ``.lammps`` (include: reference pair + snap) of a fit.
+
+    The per-element reference energies go into the model: β_0 of each element with ``bzeroflag 1``, added to
+    the element's constant column with ``bzeroflag 0``, so LAMMPS gives total energies on the DFT scale.
+    """
+    names = list(result.elements)
+    settings = dict(settings if settings is not None else result.settings)
+    beta = np.asarray(result.coefficients, dtype=float).copy()
+    energies = dict(result.reference_energies or {})
+    element_energies = None
+    if energies:
+        if {**result.settings, **settings}.get("bzeroflag"):
+            element_energies = {el: energies.get(el, 0.0) for el in names}
+        else:
+            width = beta.size // len(names)
+            for k, el in enumerate(names):
+                beta[k * width] += energies.get(el, 0.0)
+    coeff, param = write_snap_potential(prefix, beta, int(result.twojmax), settings, elements=names,
+                                        element_energies=element_energies, comment=comment)
+    include = write_potential_include(prefix.with_name(prefix.name + ".lammps"), coeff, param, elements=names,
+                                      reference=result.reference_potential)
+    return coeff, param, include

@@ -78,6 +78,8 @@ _CHILD_OUTPUT_COLUMNS = ("n_train", "n_columns", "rank", "dft_seconds", "referen
                          "validation_energy_rmse_shifted", "validation_force_rmse", "test_energy_rmse",
                          "test_energy_rmse_shifted", "test_force_rmse", "train_energy_rmse",
                          "train_energy_rmse_shifted", "train_force_rmse")
+#: columns added with stresses (children stored before have none: NaN, and w_V = 0)
+_CHILD_STRESS_COLUMNS = ("validation_stress_rmse", "test_stress_rmse", "train_stress_rmse")
 
 
 def _number_tag(value: float) -> str:
@@ -128,7 +130,10 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             configurations (``fitting.resolve_split``).
         reference_level: level the errors are quoted against (default: the most precise level by its settings —
             densest k-mesh, then highest cutoff; an ambiguous ladder is refused).
-        descriptor_settings, element, rcond, ridge: as for ``QSnapFit``.
+        descriptor_settings, element, elements, reference_potential, reference_energies, group_weights, rcond,
+            ridge: as for ``QSnapFit``.
+        stress_weight: w_V on stress residuals in eV/Å³, next to the weight ratios (the same for every point;
+            default 0: no stress rows).
         leverage_energy_weight: w_E/w_F of the energy row in block leverage (default 150, the study's).
         leverage_ridge: λ / s_max² of ridge leverage (default ``None``: automatic, see ``leverage.leverage_scores``).
         cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors). On a
@@ -188,6 +193,11 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         self.input.reference_level = None
         self.input.descriptor_settings = {}
         self.input.element = "Be"
+        self.input.elements = None
+        self.input.stress_weight = 0.0
+        self.input.reference_potential = None
+        self.input.reference_energies = {}
+        self.input.group_weights = {}
         self.input.leverage_energy_weight = DEFAULT_LEVERAGE_ENERGY_WEIGHT
         self.input.leverage_ridge = None
         self.input.rcond = None
@@ -224,8 +234,17 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             split_fractions=to_builtin(self.input.get("split_fractions")) or DEFAULT_SPLIT,
             reference_level=to_builtin(self.input.get("reference_level")),
             leverage_ridge=to_builtin(self.input.get("leverage_ridge")),
+            stress_weight=self.input.get("stress_weight", 0.0) or 0.0,
+            elements=to_builtin(self.input.get("elements")) or None,
+            reference_potential=to_builtin(self.input.get("reference_potential")),
+            reference_energies=to_builtin(self.input.get("reference_energies")) or None,
+            group_weights=to_builtin(self.input.get("group_weights")) or None,
         )
         return dataset, spec
+
+    def to_dataset(self) -> LadderDataset:
+        """The grid's dataset (what its points name when the grid was given an in-memory dataset)."""
+        return load_dataset(self.input.dataset, self.project)
 
     def validate_ready_to_run(self) -> None:
         """Check the whole grid (dataset, levels, sizes, weights, 2Jmax, sampling, chunk settings) before anything is
@@ -340,7 +359,10 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         return self._run_chunked()
 
     def _dataset_for_chunks(self):
-        """``input.dataset`` as the chunks must see it: a file path made absolute (chunks run elsewhere)."""
+        """``input.dataset`` as the chunks must see it: a file path made absolute (chunks run elsewhere), the grid's
+        name for an in-memory dataset (stored in the grid's file)."""
+        if isinstance(self.input.dataset, LadderDataset):
+            return self.job_name
         spec = to_builtin(self.input.dataset)
         if isinstance(spec, str) and spec != "bundled" and Path(spec).is_file():
             return str(Path(spec).resolve())
@@ -361,7 +383,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         # descriptors once per 2Jmax, before any chunk needs them (chunks only read the cache)
         for tj in sorted({draw[0] for chunk in todo for draw in chunk.items}):
             dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
-                                cache_dir=self._cache_dir())
+                                elements=spec.elements, virial=spec.stress_weight > 0, cache_dir=self._cache_dir())
         self.output.n_points = int(spec.n_points)
         self.output.n_computed = int(n_todo)
         self.output.run_started = started
@@ -485,7 +507,8 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         shutil.rmtree(child.working_directory, ignore_errors=True)
         r = point.result
         inp = child.input
-        inp.dataset = to_builtin(self.input.dataset)
+        # an in-memory dataset stays in the grid's file: the point names the grid (TradeoffGrid.to_dataset)
+        inp.dataset = self.job_name if isinstance(self.input.dataset, LadderDataset) else to_builtin(self.input.dataset)
         inp.training_level = int(r.training_level)
         inp.train_indices = np.asarray(r.train_indices, dtype=np.int64)
         inp.test_indices = np.asarray(spec.test_indices, dtype=np.int64)
@@ -496,6 +519,11 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         inp.twojmax = int(r.twojmax)
         inp.descriptor_settings = dict(spec.descriptor_settings)
         inp.element = spec.element
+        inp.elements = None if spec.elements is None else list(spec.elements)
+        inp.stress_weight = float(spec.stress_weight)
+        inp.reference_potential = spec.reference_potential
+        inp.reference_energies = dict(spec.reference_energies)
+        inp.group_weights = {g: list(t) for g, t in spec.group_weights.items()}
         inp.rcond = spec.rcond
         inp.ridge = spec.ridge
         inp.subset_size = int(point.subset_size)
@@ -515,6 +543,12 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         row = {c: inp[c] for c in _CHILD_INPUT_COLUMNS}
         for c in _CHILD_OUTPUT_COLUMNS:
             row[c] = content[f"output/{c}"]
+        for c in _CHILD_STRESS_COLUMNS:
+            try:
+                row[c] = float(content[f"output/{c}"])
+            except (KeyError, ValueError, TypeError):
+                row[c] = np.nan
+        row["stress_weight"] = float(inp.get("stress_weight", 0.0) or 0.0)
         row["job_name"] = name
         return row
 

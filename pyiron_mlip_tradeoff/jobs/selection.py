@@ -44,7 +44,7 @@ class LeverageSelection(StructureInputJob):
     """Leverage scores of a structure pool and subsets of every requested size and repetition.
 
     Input (``job.input``):
-        structures: list of ASE/pyiron structures (periodic, one element), or ``None`` when ``dataset`` is given.
+        structures: list of ASE/pyiron structures (periodic), or ``None`` when ``dataset`` is given.
         dataset: a :class:`~pyiron_mlip_tradeoff.dataset.LadderDataset` file, ``"bundled"``, or the name/id of a
             ``PrecisionLadder`` job; its training pool is ranked (its labels are never read).
         pool: configuration indices to rank (default: with ``dataset`` the training pool of the split, with
@@ -52,7 +52,8 @@ class LeverageSelection(StructureInputJob):
         split_seed, split_fractions: the seeded (training pool, validation, test) split of a ``dataset``
             (default seed 0 and 50/25/25, as ``QSnapFit`` and ``TradeoffGrid``: over the configurations whose DFT
             succeeded at every level; a dataset without any labels yet is split over all its configurations).
-        element: the element of the descriptors (default ``"Be"``).
+        element: the element of the descriptors (default ``"Be"``); elements: the elements of a model of several
+            (in order, LAMMPS types 1, 2, …; overrides ``element``; every species of the structures must be listed).
         twojmax: qSNAP band limit 2Jmax (4, 6, 8, 10 in the study).
         descriptor_settings: FitSNAP ``[BISPECTRUM]`` settings overriding the study's defaults.
         method: ``"energy"`` (energy-row leverage), ``"block"`` (energy + force rows) or ``"random"`` (uniform).
@@ -83,6 +84,7 @@ class LeverageSelection(StructureInputJob):
         self.input.structures = None
         self.input.dataset = None
         self.input.element = "Be"
+        self.input.elements = None
         self.input.twojmax = 6
         self.input.descriptor_settings = {}
         self.input.method = "block"
@@ -131,6 +133,13 @@ class LeverageSelection(StructureInputJob):
         structures, pool, _, _ = self._source()
         return [structures[i] for i in pool]
 
+    def _element_kw(self) -> dict:
+        """``{"elements": [...]}`` for a model of several elements, else ``{"element": symbol}``."""
+        elements = to_builtin(self.input.get("elements"))
+        if elements:
+            return {"elements": list(elements)}
+        return {"element": self.input.element}
+
     def _settings(self) -> dict:
         settings = to_builtin(self.input.get("descriptor_settings")) or {}
         if not isinstance(settings, Mapping):
@@ -156,8 +165,9 @@ class LeverageSelection(StructureInputJob):
             raise ValueError(f"input.method must be one of {SCORE_METHODS}, got {method!r}")
         if self.input.sampling not in SAMPLING:
             raise ValueError(f"input.sampling must be one of {SAMPLING}, got {self.input.sampling!r}")
-        pool = validate_structures(self._pool(), self.input.element)
-        resolve_settings(self.input.twojmax, self._settings())
+        pool = validate_structures(self._pool(), **self._element_kw())
+        kw = self._element_kw()
+        resolve_settings(self.input.twojmax, self._settings(), len(kw["elements"]) if "elements" in kw else 1)
         n = len(pool)
         for size in self._sizes():
             if size < 1 or size > n:
@@ -201,7 +211,7 @@ class LeverageSelection(StructureInputJob):
             os.makedirs(cache, exist_ok=True)
             start = time.perf_counter()
             store = DescriptorStore.open_or_compute(
-                cache, all_structures, int(self.input.twojmax), element=self.input.element, **self._settings()
+                cache, all_structures, int(self.input.twojmax), **self._element_kw(), **self._settings()
             )
             out.descriptor_seconds = time.perf_counter() - start
             start = time.perf_counter()
