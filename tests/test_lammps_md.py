@@ -432,3 +432,28 @@ def test_md_speed_table_on_the_users_crystal(project):
     assert (table.atom_steps_per_second > 0).all()
     # a larger model costs more per step (2Jmax 4 quadratic has ~6× the terms of 2Jmax 2)
     assert table.atom_steps_per_second[2] > table.atom_steps_per_second[4]
+
+
+def test_mdspeed_runs_the_model_with_its_reference_pair(project, fitted):
+    """A model fitted on top of a reference pair runs in MD as fitted: ``hybrid/overlay <reference> snap``; a
+    reference LAMMPS cannot load is refused before anything is saved."""
+    zbl = {"pair_style": "zbl 1.0 1.5", "pair_coeff": ["* * 4 4"]}
+    job = project.create.job.MDSpeed("md_with_zbl")
+    _configure(job, fitted)
+    job.input.reference_potential = zbl
+    job.run()
+    assert job.output.atom_steps_per_second > 0
+    child = project.load("md_with_zbl_lammps")
+    config = "".join(child.potential["Config"][0])
+    assert "pair_style hybrid/overlay zbl 1.0 1.5 snap" in config and "pair_coeff * * zbl 4 4" in config
+    log = Path(child.working_directory) / "log.lammps"
+    if not log.is_file():
+        child.decompress()
+    assert "hybrid/overlay" in log.read_text()
+
+    bad = project.create.job.MDSpeed("md_bad_reference")
+    _configure(bad, fitted)
+    bad.input.reference_potential = {"pair_style": "no_such_style 4.0", "pair_coeff": ["* *"]}
+    with pytest.raises(ValueError, match="reference_potential.*no_such_style"):
+        bad.run()
+    assert "md_bad_reference" not in list(project.job_table().job)

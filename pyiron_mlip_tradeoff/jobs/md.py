@@ -50,6 +50,7 @@ from ..lammps import (
     supercell,
     write_snap_potential,
 )
+from ..reference import check_reference
 from .base import StructureInputJob, mark_finished, to_builtin
 
 __all__ = ["MDSpeed", "md_speed_table"]
@@ -79,9 +80,10 @@ def _check_potential(coeff: str | os.PathLike, param: str | os.PathLike, element
     return check_snap_potential(coeff, param, elements=list(elements))
 
 
-def _pair_lines(info: SnapPotentialInfo, elements: Sequence[str]) -> list[str]:
-    """``pair_style``/``pair_coeff`` lines mapping LAMMPS atom types 1, 2, … to ``elements`` in order."""
-    return pair_style_lines(info.coeff_path, info.param_path, elements=list(elements))
+def _pair_lines(info: SnapPotentialInfo, elements: Sequence[str], reference: dict | None = None) -> list[str]:
+    """``pair_style``/``pair_coeff`` lines mapping LAMMPS atom types 1, 2, … to ``elements`` in order; with the
+    fit's reference potential the model runs as fitted (``pair_style hybrid/overlay <reference> snap``)."""
+    return pair_style_lines(info.coeff_path, info.param_path, elements=list(elements), reference=reference)
 
 
 class MDSpeed(StructureInputJob):
@@ -92,6 +94,9 @@ class MDSpeed(StructureInputJob):
             ``output.snapparam`` files, or else its ``output.coefficients`` with its ``input.twojmax`` and
             ``input.descriptor_settings``.
         snapcoeff, snapparam: paths of potential files.
+        reference_potential: with ``snapcoeff``/``snapparam``, the reference pair the model was fitted with
+            (``{"pair_style": …, "pair_coeff": […]}``, FitSNAP ``[REFERENCE]``); a ``fit_job``'s own reference is
+            taken from it. The MD then runs ``pair_style hybrid/overlay <reference> snap``, the model as fitted.
         coefficients, twojmax, descriptor_settings: β (eV, constant first), 2Jmax and FitSNAP settings.
 
     Input, the run:
@@ -124,6 +129,7 @@ class MDSpeed(StructureInputJob):
         self.input.snapcoeff = None
         self.input.snapparam = None
         self.input.coefficients = None
+        self.input.reference_potential = None
         self.input.twojmax = None
         self.input.descriptor_settings = {}
         self.input.structure = None
@@ -213,8 +219,9 @@ class MDSpeed(StructureInputJob):
         if given[0] == "fit_job":
             job = self._fit_job()
             coeff, param = _output_value(job, "snapcoeff"), _output_value(job, "snapparam")
+            reference = to_builtin(job.input.get("reference_potential")) if hasattr(job.input, "get") else None
             if coeff and param and Path(coeff).is_file() and Path(param).is_file():
-                return {"files": (str(coeff), str(param)), "fit_job": job.job_name}
+                return {"files": (str(coeff), str(param)), "fit_job": job.job_name, "reference": reference}
             beta = _output_value(job, "coefficients")
             twojmax = to_builtin(job.input.get("twojmax")) if hasattr(job.input, "get") else None
             if beta is None or twojmax is None:
@@ -230,7 +237,8 @@ class MDSpeed(StructureInputJob):
         if given[0] == "snapcoeff/snapparam":
             if self.input.snapcoeff is None or self.input.snapparam is None:
                 raise ValueError("input.snapcoeff and input.snapparam must be given together")
-            return {"files": (str(self.input.snapcoeff), str(self.input.snapparam))}
+            return {"files": (str(self.input.snapcoeff), str(self.input.snapparam)),
+                    "reference": to_builtin(self.input.reference_potential)}
         if self.input.twojmax is None:
             raise ValueError("input.coefficients needs input.twojmax")
         return {"coefficients": np.asarray(self.input.coefficients, dtype=float), "twojmax": self.input.twojmax,
@@ -260,6 +268,11 @@ class MDSpeed(StructureInputJob):
 
     def _check_source(self, source: dict) -> SnapPotentialInfo | None:
         elements = self._potential_elements(source)
+        if source.get("reference"):
+            try:
+                check_reference(source["reference"], elements)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"reference_potential: {err}") from None
         if "files" in source:
             return _check_potential(*source["files"], elements)
         settings = {k: v for k, v in source["settings"].items() if k != "twojmax"}
@@ -296,7 +309,7 @@ class MDSpeed(StructureInputJob):
         return _check_potential(coeff, param, elements), elements
 
     def _lammps_job(self, info: SnapPotentialInfo, elements: list[str], structure, settings: MDSettings,
-                    cores: int):
+                    cores: int, reference: dict | None = None):
         from pyiron_atomistics.atomistics.structure.atoms import ase_to_pyiron
 
         job = self.project.create_job("Lammps", f"{self.job_name}_lammps", delete_existing_job=True)
@@ -308,7 +321,7 @@ class MDSpeed(StructureInputJob):
                 "Filename": [[str(info.coeff_path), str(info.param_path)]],
                 "Model": ["Custom"],
                 "Species": [list(elements)],
-                "Config": [_pair_lines(info, elements)],
+                "Config": [_pair_lines(info, elements, reference)],
             }
         )
         job.input.control.load_string("".join(md_protocol_lines(settings)))
@@ -320,9 +333,10 @@ class MDSpeed(StructureInputJob):
         settings, cores = self._settings(), self._cores()
         self.status.running = True
         Path(self.working_directory).mkdir(parents=True, exist_ok=True)
-        info, elements = self._potential_files(self._potential_source())
+        source = self._potential_source()
+        info, elements = self._potential_files(source)
         structure = self._cell()
-        job = self._lammps_job(info, elements, structure, settings, cores)
+        job = self._lammps_job(info, elements, structure, settings, cores, source.get("reference"))
         try:
             with warnings.catch_warnings():  # pyiron's parser has no unit for our extra thermo columns
                 warnings.filterwarnings("ignore", message=".*unit conversion type of quantity (Atoms|LogStep)")
