@@ -14,6 +14,7 @@ this module; it exists so that tests and benchmarks can compare our descriptors 
 
 from __future__ import annotations
 
+import os
 import types
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -127,14 +128,23 @@ def fitsnap_settings(
     }
 
 
-def make_fitsnap(settings: Mapping) -> FitSnap:
-    """A ``FitSnap`` instance (serial, MPI.COMM_SELF) whose LAMMPS instances are patched for the 2025 API."""
+def make_fitsnap(settings: Mapping | str | os.PathLike) -> FitSnap:
+    """A ``FitSnap`` instance (serial, MPI.COMM_SELF) whose LAMMPS instances are patched for the 2025 API.
+
+    ``settings``: FitSNAP's sections as a dict, or the path of an input file. FitSNAP caches the folder of the
+    first input it reads (and the output folder) on a class, so a second instance would look for its data where
+    the first one's were; that cache is cleared here, so every instance reads relative to its own input (a dict:
+    the working directory)."""
     from mpi4py import MPI  # noqa: F401  (loads libmpi before liblammps)
 
     _ensure_strtobool()
     from fitsnap3lib.fitsnap import FitSnap
+    from fitsnap3lib.io.sections.sections import Section
 
-    fs = FitSnap(dict(settings), comm=MPI.COMM_SELF, arglist=["--overwrite"])
+    Section._infile_directory = None
+    Section._outfile_directory = None
+    source = dict(settings) if isinstance(settings, Mapping) else str(settings)
+    fs = FitSnap(source, comm=MPI.COMM_SELF, arglist=["--overwrite"])
     pt = fs.pt
     original_init = pt.initialize_lammps
 

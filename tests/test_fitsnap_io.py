@@ -264,14 +264,9 @@ def test_same_data_as_fitsnaps_own_scraper(inp):
     """FitSNAP 3.1.0.4's JSON scraper, run live on the same input, sees the same configurations: its energies are
     ours plus ESHIFT per atom (= ours − reference_energies), its forces and stresses ours rotated into LAMMPS' frame,
     its stresses in bar with the pressure sign, its weights our group weights (stress weight / 1.602176634e6)."""
-    from mpi4py import MPI
+    from pyiron_mlip_tradeoff._fitsnap_compat import make_fitsnap
 
-    from pyiron_mlip_tradeoff._fitsnap_compat import _ensure_strtobool
-
-    _ensure_strtobool()
-    from fitsnap3lib.fitsnap import FitSnap
-
-    fs = FitSnap(str(inp.input_file), comm=MPI.COMM_SELF, arglist=["--overwrite"])
+    fs = make_fitsnap(inp.input_file)
     fs.scrape_configs()
     ds, ji = inp.dataset, inp.job_input
     where = {f: i for i, f in enumerate(ds.metadata["files"])}
