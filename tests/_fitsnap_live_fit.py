@@ -23,8 +23,10 @@ def _parser(path: Path) -> configparser.ConfigParser:
     return cp
 
 
-def subset_input(source: Path, folder: Path, per_group: int = 2, bispectrum: Mapping | None = None) -> Path:
-    """A FitSNAP input in ``folder`` fitting the first ``per_group`` JSON files (sorted) of every group."""
+def subset_input(source: Path, folder: Path, per_group: int = 2, bispectrum: Mapping | None = None,
+                 sections: Mapping[str, Mapping[str, str]] | None = None) -> Path:
+    """A FitSNAP input in ``folder`` fitting the first ``per_group`` JSON files (sorted) of every group; whole
+    sections replaced by ``sections`` (e.g. a ``REFERENCE`` that needs a LAMMPS package we do not have)."""
     cp = _parser(source)
     data = source.parent / cp["PATH"].get("dataPath", "JSON")
     target = folder / "JSON"
@@ -39,6 +41,9 @@ def subset_input(source: Path, folder: Path, per_group: int = 2, bispectrum: Map
         cp["BISPECTRUM"][key] = str(int(value)) if isinstance(value, bool) else str(value)
     for section in ("OUTFILE", "EXTRAS", "MEMORY"):
         cp.remove_section(section)
+    for section, values in (sections or {}).items():
+        cp.remove_section(section)
+        cp[section] = dict(values)
     path = folder / source.name
     with open(path, "w") as handle:
         cp.write(handle)

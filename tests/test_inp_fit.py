@@ -51,8 +51,8 @@ def _ours_all(result) -> dict:
             "Stress": row["stress_rmse"] * BAR_PER_GPA}
 
 
-def _compare_with_live_fitsnap(tmp_path, per_group, bispectrum, coefficient_rtol):
-    path = subset_input(_inp_input(), tmp_path, per_group, bispectrum)
+def _compare_with_live_fitsnap(tmp_path, per_group, bispectrum, coefficient_rtol, source=None, sections=None):
+    path = subset_input(source or _inp_input(), tmp_path, per_group, bispectrum, sections)
     theirs = fitsnap_fit(path)
     setup = read_fitsnap(path)
     assert setup.dataset.n_configs == len(setup.train_indices) and setup.test_indices.size == 0
@@ -91,6 +91,17 @@ def test_two_element_quadratic_matches_live_fitsnap(tmp_path):
     _compare_with_live_fitsnap(
         tmp_path, 1, {"twojmax": "4 4", "chemflag": 0, "quadraticflag": 1, "bzeroflag": 0, "bnormflag": 0,
                       "wselfallflag": 0}, 1e-6)
+
+
+def test_fe_linear_matches_live_fitsnap(tmp_path):
+    """FitSNAP's Fe example (one element, 2Jmax 6 linear, bzeroflag 1, its seven groups' weights, stresses), two
+    configurations per group; its spin reference potential needs LAMMPS' SPIN package, so both fits use a zero
+    reference instead."""
+    no_reference = {"units": "metal", "atom_style": "atomic", "pair_style": "zero 10.0", "pair_coeff": "* *"}
+    setup, result = _compare_with_live_fitsnap(tmp_path, 2, None, 1e-6, source=example("Fe_Linear_NPJ2021", "Fe-example.in"),
+                                               sections={"REFERENCE": no_reference})
+    assert result.elements == ("Fe",)
+    assert len(setup.dataset.group_names) == 7
 
 
 @pytest.mark.slow
