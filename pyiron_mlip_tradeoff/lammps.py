@@ -36,7 +36,6 @@ from ase import Atoms
 from .descriptors import (
     DEFAULT_SETTINGS,
     chem_equivalent_columns,
-    lammps_frame,
     n_columns,
     n_columns_per_element,
     per_element,
@@ -992,49 +991,15 @@ def evaluate_snap(
     Returns:
         ``(energy, forces)`` or ``(energy, forces, stress)``.
     """
-    from ase.data import atomic_masses, atomic_numbers
-
-    from .descriptors import _lammps_instance, validate_structures
+    from .descriptors import validate_structures
+    from .reference import _PairEvaluator
 
     names = _model_elements(element, elements)
     check_snap_potential(coeff_path, param_path, elements=names)
     (atoms,) = validate_structures([atoms], elements=names)
-    masses = [float(atomic_masses[atomic_numbers[name]]) for name in names]
-    if mass is not None:
-        if len(names) != 1:
-            raise ValueError("mass= is for one-element models; several elements use ASE's masses")
-        masses = [float(mass)]
-    type_of = {name: i + 1 for i, name in enumerate(names)}
-    n = len(atoms)
-    lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
-    (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-    num = "{:.17g}".format
+    if mass is not None and len(names) != 1:
+        raise ValueError("mass= is for one-element models; several elements use ASE's masses")
     lines = pair_style_lines(coeff_path, param_path, elements=names, reference=reference, absolute=True)
-    lmp = _lammps_instance()
-    try:
-        lmp.commands_string(
-            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
-            f"region cell prism 0 {num(ax)} 0 {num(by)} 0 {num(cz)} {num(bx)} {num(cx)} {num(cy)} units box\n"
-            f"create_box {len(names)} cell\n"
-        )
-        lmp.create_atoms(n, list(range(1, n + 1)), [type_of[x] for x in atoms.get_chemical_symbols()],
-                         positions.ravel().tolist())
-        lmp.commands_string(
-            "".join(f"mass {i + 1} {num(m)}\n" for i, m in enumerate(masses)) + "".join(lines)
-            + "compute modelvirial all pressure NULL virial\n"
-            "thermo_style custom step pe c_modelvirial[*]\nrun 0\n"
-        )
-        energy = float(lmp.get_thermo("pe"))
-        ids = np.array(lmp.numpy.extract_atom("id"))[:n]
-        forces = np.array(lmp.numpy.extract_atom("f"))[:n]
-        pressure = np.array(lmp.numpy.extract_compute("modelvirial", 0, 1), dtype=float)
-        nktv2p = float(lmp.extract_global("nktv2p"))
-    finally:
-        lmp.close()
-    ordered = np.empty_like(forces)
-    ordered[ids - 1] = forces
-    if not stress:
-        return energy, ordered @ rotation.T
-    xx, yy, zz, xy, xz, yz = pressure / nktv2p  # virial / V in eV/Å³, LAMMPS frame
-    tensor = rotation @ -np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]]) @ rotation.T
-    return energy, ordered @ rotation.T, tensor[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]]
+    with _PairEvaluator(lines, names, masses=None if mass is None else [mass]) as evaluator:
+        energy, forces, stress_voigt = evaluator.compute(atoms)
+    return (energy, forces, stress_voigt) if stress else (energy, forces)

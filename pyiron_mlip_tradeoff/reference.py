@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 
-from .descriptors import _lammps_instance, _num, lammps_frame, resolve_elements, validate_structures
+from .descriptors import _lammps_instance, _LammpsCell, _num, resolve_elements, validate_structures
 
 __all__ = ["ReferenceContributions", "check_reference", "reference_contributions", "reference_lines"]
 
@@ -101,51 +101,33 @@ def _masses(elements: Sequence[str]) -> list[float]:
     return [float(atomic_masses[atomic_numbers[name]]) for name in elements]
 
 
-class _ReferenceEngine:
-    def __init__(self, reference: Mapping, elements: Sequence[str]) -> None:
-        self.lines = reference_lines(reference)
-        self.elements = tuple(elements)
-        self.type_of = {name: i + 1 for i, name in enumerate(self.elements)}
-        self.masses = _masses(self.elements)
-        self.lmp = _lammps_instance()
+class _PairEvaluator(_LammpsCell):
+    """Energy (eV), forces (eV/Å) and stress (eV/Å³, ASE sign, Voigt xx yy zz yz xz xy) of LAMMPS pair-style
+    commands (``pair_style …``, ``pair_coeff …``) on structures loaded one after another, in the ASE frame.
+    Masses: ASE's, or ``masses`` (one per element)."""
+
+    def __init__(self, lines: Sequence[str], elements: Sequence[str], masses: Sequence[float] | None = None) -> None:
+        super().__init__(elements, _lammps_instance())
+        self.lines = [line.rstrip("\n") for line in lines]
+        self.masses = _masses(self.elements) if masses is None else [float(m) for m in masses]
         self.nktv2p: float | None = None  # LAMMPS pressure units per (eV/Å³), read after the first run
-
-    def close(self) -> None:
-        if self.lmp is not None:
-            self.lmp.close()
-            self.lmp = None
-
-    def __enter__(self) -> _ReferenceEngine:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     def compute(self, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
         lmp = self.lmp
         n = len(atoms)
-        types = [self.type_of[symbol] for symbol in atoms.get_chemical_symbols()]
-        lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-        lmp.command("clear")
-        lmp.commands_string(
-            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
-            f"region cell prism 0 {_num(ax)} 0 {_num(by)} 0 {_num(cz)} {_num(bx)} {_num(cx)} {_num(cy)} units box\n"
-            f"create_box {len(self.elements)} cell\n"
-        )
-        lmp.create_atoms(n, list(range(1, n + 1)), types, positions.ravel().tolist())
+        rotation, _, _ = self.load(atoms, "structure")
         masses = "".join(f"mass {i + 1} {_num(m)}\n" for i, m in enumerate(self.masses))
         lmp.commands_string(masses + "\n".join(self.lines) + "\n")
         lmp.commands_string(
             "neighbor 0.0 bin\nneigh_modify one 10000 page 100000\n"
-            "compute referencevirial all pressure NULL virial\n"
-            "thermo_style custom step pe c_referencevirial[*]\nrun 0\n"
+            "compute pairvirial all pressure NULL virial\n"
+            "thermo_style custom step pe c_pairvirial[*]\nrun 0\n"
         )
         energy = float(lmp.get_thermo("pe"))
         if self.nktv2p is None:
             self.nktv2p = float(lmp.extract_global("nktv2p"))
         # pressure tensor of the virial (bar in metal units), LAMMPS order xx yy zz xy xz yz
-        pressure = np.array(lmp.numpy.extract_compute("referencevirial", 0, 1), dtype=float)
+        pressure = np.array(lmp.numpy.extract_compute("pairvirial", 0, 1), dtype=float)
         ids = np.array(lmp.numpy.extract_atom("id"))[:n]
         forces = np.array(lmp.numpy.extract_atom("f"))[:n]
         ordered = np.empty_like(forces)
@@ -178,7 +160,7 @@ def check_reference(reference: Mapping, elements: Sequence[str]) -> list[str]:
     lines = reference_lines(reference)
     style = lines[0]
     try:
-        with _ReferenceEngine(reference, names) as engine:
+        with _PairEvaluator(reference_lines(reference), names) as engine:
             energy, forces, stress = engine.compute(_tiny_cell(names))
     except Exception as err:  # LAMMPS raises its own exception class with the error text
         raise ValueError(
@@ -215,7 +197,7 @@ def reference_contributions(
         )
     check_reference(reference, names)
     energies, forces, stresses = [], [], []
-    with _ReferenceEngine(reference, names) as engine:
+    with _PairEvaluator(reference_lines(reference), names) as engine:
         for index, atoms in enumerate(structures):
             try:
                 energy, force, stress = engine.compute(atoms)

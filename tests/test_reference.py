@@ -83,8 +83,8 @@ def test_no_reference_is_zero_without_lammps(monkeypatch):
 )
 def test_bad_reference_is_rejected_before_any_configuration(spec, error, match, monkeypatch):
     calls = []
-    original = reference_module._ReferenceEngine.compute
-    monkeypatch.setattr(reference_module._ReferenceEngine, "compute",
+    original = reference_module._PairEvaluator.compute
+    monkeypatch.setattr(reference_module._PairEvaluator, "compute",
                         lambda self, atoms: calls.append(len(atoms)) or original(self, atoms))
     with pytest.raises(error, match=match):
         reference_contributions([_cell(1), _cell(2)], ELEMENTS, spec)
