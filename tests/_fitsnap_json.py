@@ -7,16 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from _shared_data import shared_data
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
 
 
 def data_root() -> Path | None:
-    """``<repo>/../shared/data/fitsnap_examples`` or ``/work/shared/data/fitsnap_examples`` (None if absent)."""
-    for root in (Path(__file__).resolve().parents[1] / ".." / "shared" / "data", Path("/work/shared/data")):
-        if (root / "fitsnap_examples").is_dir():
-            return (root / "fitsnap_examples").resolve()
-    return None
+    """The ``fitsnap_examples`` folder of :func:`_shared_data.shared_data` (None if absent)."""
+    root = shared_data()
+    return None if root is None else root / "fitsnap_examples"
 
 
 ROOT = data_root()
