@@ -202,7 +202,7 @@ def chemical_system(
     comps = _normalise_compositions(compositions, None if (given is None or crystal is not None) else given)
     order: list[str] = list(given or [])
     for source in [list(c) for c in comps] + ([crystal.get_chemical_symbols()] if crystal is not None else []):
-        order += [s for s in source if s not in order]
+        order += [s for s in dict.fromkeys(source) if s not in order]  # each element once, in order of appearance
     if not order:
         raise ValueError("no elements: give elements, compositions or a starting crystal")
     elements = tuple(order)

@@ -135,6 +135,23 @@ def test_user_crystal_keeps_its_order():
         assert symbols.count("In") == symbols.count("P")
 
 
+def test_crystal_with_repeated_species_names_each_element_once():
+    """A crystal with several atoms of one element (L1_2 Al3Cu, diamond Si) gives each element once: one perfect
+    crystal per element, and a one-element crystal stays a one-element system."""
+    from pyiron_mlip_tradeoff.structures import chemical_system
+
+    al3cu = bulk("Al", "fcc", a=4.02, cubic=True)
+    al3cu[0].symbol = "Cu"
+    system = chemical_system(crystal=al3cu)
+    assert system.elements == ("Cu", "Al")
+    assert [label for _, label in system.ground_states] == [
+        "ground_state_Cu_fcc", "ground_state_Al_fcc", "ground_state_crystal"]
+    structures, labels = generate_structures(8, seed=0, oversample=2, crystal=al3cu, max_atoms=8)
+    assert labels[:3] == ["ground_state_Cu_fcc", "ground_state_Al_fcc", "ground_state_crystal"]
+    assert labels.count("ground_state_Al_fcc") == 1
+    assert chemical_system(crystal=bulk("Si", "diamond", a=5.43)).elements == ("Si",)
+
+
 def test_clear_errors():
     from pyiron_mlip_tradeoff.structures import chemical_system
 
