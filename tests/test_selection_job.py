@@ -124,6 +124,20 @@ def test_same_seed_same_selection_and_dataset_input(base_project, tmp_path):
         np.testing.assert_array_equal(same.get_selection(3, r), jobs[1].get_selection(3, r))
     assert len(list((tmp_path / "cache").glob("*.h5"))) == 1  # computed once, shared through the cache
 
+    # the dataset itself (in memory, as from LadderDataset.from_extxyz) instead of its file: stored with the job,
+    # loaded back as the object, the same draws
+    in_memory = base_project.create.job.LeverageSelection("from_dataset_object")
+    in_memory.input.dataset = LadderDataset.load(path)
+    for key in ("twojmax", "method", "sizes", "n_repetitions", "seed", "cache_dir"):
+        in_memory.input[key] = jobs[1].input[key]
+    in_memory.run()
+    assert isinstance(in_memory.input.dataset, LadderDataset)  # the user's object is given back after saving
+    loaded = base_project.load("from_dataset_object")
+    assert isinstance(loaded.input.dataset, LadderDataset) and loaded.input.dataset.n_configs == 6
+    np.testing.assert_array_equal(loaded.input.dataset.structures[2].positions, pool[2].positions)
+    for r in range(2):
+        np.testing.assert_array_equal(loaded.get_selection(3, r), jobs[1].get_selection(3, r))
+
 
 def test_random_method_needs_no_descriptors(base_project, monkeypatch):
     def fail(*args, **kwargs):

@@ -1,4 +1,5 @@
-"""Shared plumbing of the package's pyiron jobs: structures in ``job.input`` stored as plain arrays in HDF5."""
+"""Shared plumbing of the package's pyiron jobs: structures in ``job.input`` stored as plain arrays in HDF5, and an
+in-memory ``LadderDataset`` in ``job.input.dataset`` stored in the job's own file."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import numpy as np
 from ase import Atoms
 from pyiron_base import PythonTemplateJob
 
-from ..dataset import arrays_to_atoms, atoms_to_arrays
+from ..dataset import LadderDataset, arrays_to_atoms, atoms_to_arrays, restore_dataset, store_dataset
 from .database import ensure_database_reachable
 
 if TYPE_CHECKING:
     from pyiron_base import GenericJob, ProjectHDFio
 
-__all__ = ["StructureInputJob", "mark_finished", "to_builtin"]
+__all__ = ["StructureInputJob", "mark_finished", "to_builtin", "STORED_DATASET", "DATASET_GROUP"]
 
 _PACKED = "__packed_structures__"
+#: what ``input.dataset`` holds in HDF5 when the dataset itself is stored in the job's file (group DATASET_GROUP)
+STORED_DATASET = "<stored with the job>"
+DATASET_GROUP = "input_dataset"
 
 
 def mark_finished(job: GenericJob) -> None:
@@ -61,7 +65,8 @@ class StructureInputJob(PythonTemplateJob):
     ``input.structure``, one structure or ``None``) survives ``to_hdf``/``from_hdf``.
 
     Structures are written as flat arrays (numbers, positions in Å, cells in Å, pbc, n_atoms, and initial magnetic
-    moments in μB when set) and read back as ASE ``Atoms``. Subclasses validate input in
+    moments in μB when set) and read back as ASE ``Atoms``. An in-memory ``LadderDataset`` in ``input.dataset`` is
+    stored once in the job's file (group ``input_dataset``) and loads back as the object. Subclasses validate input in
     :meth:`validate_ready_to_run`, which pyiron calls before the job is saved or run, so bad input never creates a
     job in the database. An unreachable network database raises
     :class:`~pyiron_mlip_tradeoff.jobs.database.DatabaseUnreachableError` before pyiron touches it.
@@ -81,15 +86,25 @@ class StructureInputJob(PythonTemplateJob):
         if isinstance(single, Atoms):
             originals["structure"] = single
             self.input.structure = _pack([single])
+        dataset = self.input.get("dataset")
+        if isinstance(dataset, LadderDataset):
+            originals["dataset"] = dataset
+            self.input.dataset = STORED_DATASET
         try:
             super().to_hdf(hdf=hdf, group_name=group_name)
         finally:
             for key, value in originals.items():
                 self.input[key] = value
+        if isinstance(dataset, LadderDataset) and getattr(self, "_stored_dataset", None) is not dataset:
+            store_dataset(self.project_hdf5, dataset, DATASET_GROUP)
+            self._stored_dataset = dataset
 
     def from_hdf(self, hdf: ProjectHDFio | None = None, group_name: str | None = None) -> None:
         super().from_hdf(hdf=hdf, group_name=group_name)
         self._unpack_structures()
+        if self.input.get("dataset") == STORED_DATASET:
+            self.input.dataset = restore_dataset(self.project_hdf5, DATASET_GROUP)
+            self._stored_dataset = self.input.dataset
 
     def _unpack_structures(self) -> None:
         stored = self.input.get("structures")

@@ -53,7 +53,7 @@ from ..fitting import (
 from ..lammps import pair_style_lines, write_potential_include, write_snap_potential
 from ..reference import check_reference
 from ..reference_level import resolve_reference_level
-from .base import mark_finished, to_builtin
+from .base import DATASET_GROUP, STORED_DATASET, mark_finished, to_builtin
 from .database import ensure_database_reachable
 
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ __all__ = ["QSnapFit", "FastStorageJob", "load_dataset", "STORED_DATASET", "FITS
 
 _FRAME_MARK = "__dataframe__"
 #: ``input.dataset`` of a job whose in-memory dataset is stored in its own HDF5 file (group ``input_dataset``)
-STORED_DATASET = "<stored with the job>"
-_DATASET_GROUP = "input_dataset"
+_DATASET_GROUP = DATASET_GROUP
 #: the SVD cut-off of FitSNAP's ``solver = SVD`` (scipy ``lstsq(a, b, 1e-13)``)
 FITSNAP_SOLVER_RCOND = {"SVD": 1e-13}
 
