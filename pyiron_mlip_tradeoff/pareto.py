@@ -400,7 +400,12 @@ def _choose(table: pd.DataFrame, targets: list[_Target], cost: str, energy_colum
     for c in needed:
         usable &= np.isfinite(values[c])
     if not usable.any():
-        raise ValueError(f"no row has finite values in all of {sorted(set(needed))}")
+        hint = ""
+        if not np.isfinite(values[cost]).any():
+            hint = (f"; the cost column {cost!r} has no value at all" + (
+                " (a dataset without DFT timings, e.g. one read from extended XYZ or a TrainingContainer, has no "
+                "DFT seconds): pass another cost, e.g. cost='n_train'" if cost == "dft_seconds" else ""))
+        raise ValueError(f"no row has finite values in all of {sorted(set(needed))}{hint}")
 
     violations = np.zeros((len(table), len(targets)))
     for k, t in enumerate(targets):

@@ -273,6 +273,11 @@ def test_recommend_skips_rows_with_missing_values():
     assert recommend(t, max_energy_rmse=5.0, **SINGLE).row.name == 1
     with pytest.raises(ValueError, match="no row has finite values"):
         recommend(t.iloc[:1], max_energy_rmse=5.0, **SINGLE)
+    # a dataset without DFT timings (extended XYZ): the error says so and names another cost; that cost works
+    untimed = t.assign(dft_seconds=np.nan, n_train=[4, 8])
+    with pytest.raises(ValueError, match="no DFT seconds.*cost='n_train'"):
+        recommend(untimed, max_energy_rmse=5.0, **SINGLE)
+    assert recommend(untimed, max_energy_rmse=5.0, cost="n_train", **SINGLE).row.name == 1
 
 
 @pytest.mark.parametrize("kwargs", [
