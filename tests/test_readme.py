@@ -71,6 +71,35 @@ def test_readme_layout():
     assert len([line for line in code.splitlines() if line.strip()]) <= 30, "the tour should stay short"
 
 
+SECOND_SYSTEM_HEADING = "## A second worked system: Al–Cu"
+
+
+def test_readme_second_system_matches_its_notebook():
+    """The README's second worked system is code a user can copy: it compiles, goes ladder → selection → grid →
+    recommend → MD and then from extended XYZ to a recipe, and uses the settings of notebook 06, which runs it."""
+    import json
+
+    section = _section(README.read_text(), SECOND_SYSTEM_HEADING)
+    blocks = re.findall(r"^```python\n(.*?)^```", section, flags=re.S | re.M)
+    assert len(blocks) == 2, f"the second worked system should hold two python blocks, found {len(blocks)}"
+    code = "\n".join(blocks)
+    compile(code, "README.md second worked system", "exec")
+    steps = ["generate_structures(", "pr.create.job.PrecisionLadder", "pr.create.job.LeverageSelection",
+             "pr.create.job.TradeoffGrid", ".recommend(", "pr.create.job.MDSpeed", "LadderDataset.from_extxyz(",
+             'recommend(max_energy_rmse=150, max_force_rmse=800, cost="n_train")']
+    where = [code.find(step) for step in steps]
+    assert min(where) >= 0 and where == sorted(where), where
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "06_your_own_system.ipynb"
+    cells = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"] if c["cell_type"] == "code")
+    shared = ['bulk("AlCu", "cesiumchloride", a=2.95)', "generate_structures(24, seed=0, max_atoms=4, crystal=crystal)",
+              '("ground_state_crystal", "strained", "rattled", "vacancy", "density")',
+              "[PrecisionLevel(1, None, 250.0), PrecisionLevel(2, 1.0, 300.0)]", '{"quadraticflag": 0}',
+              '"twojmax": [2, 4], "subset_sizes": [3, 6],', '"weight_ratios": [1.0, 10.0, 100.0], "sampling": ["block", "random"], "repetitions": 3',
+              '"max_energy_rmse": 150.0, "max_force_rmse": 800.0', 'level_key="level"', 'cost="n_train"']
+    for text in shared:
+        assert text in cells, f"notebook 06 no longer uses {text!r}, which the README shows"
+
+
 def test_readme_tour_runs(tmp_path, monkeypatch):
     """Run the tour exactly as written in the README and check what each job left behind."""
     import numpy as np
