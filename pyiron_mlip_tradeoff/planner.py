@@ -469,6 +469,7 @@ class Planner:
         self._targets_met = False
         self._validation_cache: tuple = ((), {})
         self._cv_estimate = (float("nan"), float("nan"))
+        self._kappa = (1.0, 1.0)
 
     # ----------------------------------------------------------------------------------------------------------
     # bookkeeping
@@ -710,17 +711,27 @@ class Planner:
         n = len(train)
         cv = cross_validation_errors(self._descriptors, self._known(train, current), train, current,
                                      self.energy_weights, self.twojmax_values)
+        increments = self._level_increments(current, {(tj, r): v[2] for (tj, size, r), v in results.items()
+                                                      if size == n})
+        # how much of the level's DFT error a model trained there really carries (the model averages part of the
+        # level's scatter away): measured on the pilot, used to carry curves to the other levels
+        fe, ff = floors[current]
+        kappa = (float(np.clip(np.median([v[0] for v in increments.values()]) / fe**2, 0.0, 1.0)) if fe > 0 else 1.0,
+                 float(np.clip(np.median([v[1] for v in increments.values()]) / ff**2, 0.0, 1.0)) if ff > 0 else 1.0)
+        self._kappa = kappa
+        m_cv = 1.0 + self.safety / math.sqrt(2.0 * n)
         best = None
         for (tj, size, ratio), (e, f, beta) in results.items():
             if size != n:
                 continue
-            # a small validation set misses the rare configurations a young model gets badly wrong, so the
-            # cross-validated error on the training data (carried to the reference level by the floor) must
-            # meet the targets too
-            ce, cf = math.hypot(cv[(tj, ratio)][0], floors[current][0]), math.hypot(cv[(tj, ratio)][1],
-                                                                                    floors[current][1])
-            m_cv = 1.0 + self.safety / math.sqrt(n)
-            score = max(e / goal_e, f / goal_f, ce * m_cv / t.max_energy_rmse, cf * m_cv / t.max_force_rmse)
+            # the estimate of the error on new configurations: the cross-validated error on the training data
+            # (many configurations, the rare hard ones included) plus, in quadrature, the increment the level's
+            # DFT error adds for this model (its pilot errors against the reference level minus against its own
+            # level); the small validation set at the reference level must agree within its noise
+            ie, if_ = increments[(tj, ratio)]
+            ce, cf = math.sqrt(cv[(tj, ratio)][0] ** 2 + ie), math.sqrt(cv[(tj, ratio)][1] ** 2 + if_)
+            score = max(ce * m_cv / t.max_energy_rmse, cf * m_cv / t.max_force_rmse,
+                        e / (t.max_energy_rmse * m_e), f / (t.max_force_rmse * m_f))
             if best is None or score < best[0] - 1e-12:
                 best = (score, tj, ratio, e, f, beta, ce, cf)
         score, tj, ratio, e, f, beta, ce, cf = best
@@ -730,11 +741,13 @@ class Planner:
         self._cv_estimate = (ce, cf)
         if score <= 1.0:
             self._finish(f"recipe found: level {current}, {n} training configurations, w_E/w_F {ratio:g}, 2Jmax {tj}: "
-                         f"validation errors {e:.4g} meV/atom and {f:.4g} meV/Å (cross-validated, with the level's "
-                         f"DFT error: {ce:.4g} and {cf:.4g}) meet the targets ({t.max_energy_rmse:g}, "
-                         f"{t.max_force_rmse:g}) within the margin", met=True)
+                         f"estimated errors {ce:.4g} meV/atom and {cf:.4g} meV/Å (cross-validated, with the level's "
+                         f"DFT error) and validation errors {e:.4g} and {f:.4g} meet the targets "
+                         f"({t.max_energy_rmse:g}, {t.max_force_rmse:g}) within the margins", met=True)
             return None
-        # learning curves at the current level, carried to every feasible level by its floor
+        goal_e, goal_f = t.max_energy_rmse / m_cv, t.max_force_rmse / m_cv
+        eff = {lv: (floors[lv][0] * math.sqrt(kappa[0]), floors[lv][1] * math.sqrt(kappa[1])) for lv in floors}
+        # learning curves at the current level, carried to every feasible level by its (effective) floor
         self._curves = {}
         for tj_ in self.twojmax_values:
             for r in self.energy_weights:
@@ -743,8 +756,8 @@ class Planner:
                     continue
                 sizes = [s for s, _ in pts]
                 try:
-                    ce = fit_learning_curve(sizes, [v[0] for _, v in pts], floors[current][0])
-                    cf = fit_learning_curve(sizes, [v[1] for _, v in pts], floors[current][1])
+                    ce = fit_learning_curve(sizes, [v[0] for _, v in pts], eff[current][0])
+                    cf = fit_learning_curve(sizes, [v[1] for _, v in pts], eff[current][1])
                 except ValueError:
                     continue
                 self._curves[(tj_, r)] = {"level": current, "energy": ce, "force": cf}
@@ -752,7 +765,7 @@ class Planner:
         options = []
         for lv in feasible:
             for (tj_, r), c in self._curves.items():
-                ce, cf = c["energy"].at_floor(floors[lv][0]), c["force"].at_floor(floors[lv][1])
+                ce, cf = c["energy"].at_floor(eff[lv][0]), c["force"].at_floor(eff[lv][1])
                 need = max(ce.size_needed(goal_e, self.safety), cf.size_needed(goal_f, self.safety))
                 if not math.isfinite(need) or need > n_max:
                     continue
@@ -791,6 +804,33 @@ class Planner:
             self._finish(f"nothing left to compute at level {lv}: the targets are not met")
             return None
         return self._affordable(Request(stage, lv, tuple(indices)), cut=True)
+
+    def _level_increments(self, level: int, betas: Mapping[tuple, np.ndarray]) -> dict[tuple, tuple[float, float]]:
+        """{key: (ΔE², ΔF²)}: how much larger each model's squared errors are against the reference level than
+        against its training level, on the pilot configurations computed at both (0 at the reference level)."""
+        ref = self.reference_level
+        both = [i for i in self.pilot_indices if self._done[self._row[level], i] and self._done[self._row[ref], i]]
+        if level == ref or len(both) < 2:
+            floors = self.dft_errors().get(level, (0.0, 0.0)) if level != ref else (0.0, 0.0)
+            return {k: (floors[0] ** 2, floors[1] ** 2) for k in betas}
+        idx = np.asarray(both, dtype=np.int64)
+        atoms = np.concatenate([np.arange(self._offsets[i], self._offsets[i + 1]) for i in idx])
+        r, rr = self._row[level], self._row[ref]
+        data = LadderDataset([self.pool[i] for i in idx], np.stack([self._energy[r, idx], self._energy[rr, idx]]),
+                             np.stack([self._forces[r, atoms], self._forces[rr, atoms]]),
+                             levels=[self.levels[level], self.levels[ref]])
+        out = {}
+        by_tj: dict[int, list] = {}
+        for key in betas:
+            by_tj.setdefault(key[0], []).append(key)
+        for tj, keys in by_tj.items():
+            stats = statistics_from_blocks(labelled_blocks(data, self._descriptors[tj], np.arange(idx.size), idx),
+                                           levels=(level, ref))
+            for key, err in zip(keys, errors_many(stats, np.column_stack([betas[k] for k in keys])), strict=True):
+                own, against_ref = err.for_level(level), err.for_level(ref)
+                out[key] = (max(against_ref["energy_rmse"] ** 2 - own["energy_rmse"] ** 2, 0.0),
+                            max(against_ref["force_rmse"] ** 2 - own["force_rmse"] ** 2, 0.0))
+        return out
 
     def _predicted_fields(self, level: int, n: int, tj: int, ratio: float) -> dict:
         p = self._prediction
