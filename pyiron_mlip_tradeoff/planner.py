@@ -9,36 +9,43 @@ The plan, step by step (every choice is deterministic given the inputs and the r
 replays its requests against finished children resumes exactly):
 
 1. **Rank** the pool by block leverage (descriptors only, at the smallest 2Jmax tried; energy rows weighted by the
-   study's 150) and draw one
-   seeded leverage-proportional order (:func:`~pyiron_mlip_tradeoff.leverage.ranking`). Training sets are prefixes
-   of this order, so they are nested and every configuration computed for a smaller set is reused by a larger one.
-2. **Pilot** (stage ``"pilot"``): ``pilot_size`` configurations drawn uniformly (seeded) among the *cheap* ones
-   (a-priori cost N_atoms · N_k^(1/3) at the reference level at most the pool's ``cheap_fraction`` quantile) at every
-   level. They double as the validation set, which must represent the pool: drawing them by leverage (unusual
-   configurations first) made validation force errors ~40 % worse than test errors on the bundled data. It gives each level's DFT error against the reference level (energy per atom, unshifted, and force
-   components: the *floor* of a model trained at that level) and the :class:`~pyiron_mlip_tradeoff.cost_model.
-   CostModel` (log-linear in atoms and k-points, shared exponents, one intercept per level). The pilot
-   configurations are the core of the **validation set**, whose reference-level calculations are reused; stage
-   ``"validation"`` adds cheap configurations at the reference level only, up to ``validation_size``. Validation
-   configurations are never trained on.
+   study's 150) and draw one seeded leverage-proportional order (:func:`~pyiron_mlip_tradeoff.leverage.ranking`).
+   Training sets are prefixes of this order, so they are nested and every configuration computed for a smaller set
+   is reused by a larger one.
+2. **Pilot** (stage ``"pilot"``): ``pilot_size`` configurations at every level, drawn uniformly (seeded) among the
+   *cheap* ones (a-priori cost N_atoms · N_k^(1/3) at the reference level at most the pool's ``cheap_fraction``
+   quantile). It gives each level's DFT error against the reference level (energy per atom, unshifted, and force
+   components: the *floor* of a model trained at that level) and the
+   :class:`~pyiron_mlip_tradeoff.cost_model.CostModel` (log-linear in atoms and k-points, shared exponents, one
+   intercept per level). The pilot configurations are the core of the **validation set** (their reference-level
+   calculations are reused); stage ``"validation"`` adds cheap configurations at the reference level only, up to
+   ``validation_size``. Validation configurations are never trained on. They are drawn uniformly, not by leverage,
+   because a validation set must represent the pool: leverage picks unusual configurations first, and such a
+   validation set gave force errors far from the test set's on the bundled data.
 3. **Learning curves** from nested subsets (prefixes) of the training data at the level being computed, every
    w_E/w_F and 2Jmax, errors against the reference level on the validation set, fitted with
-   :func:`~pyiron_mlip_tradeoff.learning_curves.fit_learning_curve`: rmse(n)² = floor² + c² + a·n^(−b) with the
-   level's DFT error as floor. A curve measured at one level predicts another by swapping the floor. Only sizes
-   with at least 1.5·p rows (p the number of qSNAP columns) enter, so a 2Jmax gets a curve once enough data exist.
-   The fits are the package's statistics path (``regression.statistics_for_nested_subsets``, ``fit_weights``,
-   ``errors_many`` on ``fitting.labelled_blocks``).
+   :func:`~pyiron_mlip_tradeoff.learning_curves.fit_learning_curve`: rmse(n)² = floor² + c² + a·n^(−b). The floor is
+   the level's DFT error times the share of it a model trained there was measured to carry (κ, below); a curve
+   measured at one level predicts another by swapping the floor. Only sizes with at least 1.5·p rows (p the number
+   of qSNAP columns) enter, so a 2Jmax gets a curve once enough data exist. The fits are the package's statistics
+   path (``regression.statistics_for_nested_subsets``, ``fit_weights``, ``errors_many`` on
+   ``fitting.labelled_blocks``).
 4. **Recommend**: for every level whose floor is below the targets and every (2Jmax, w_E/w_F) with curves, the
    smallest n whose upper prediction (``safety`` standard deviations of the curve fit above) meets both targets
-   with the validation margin; its predicted cost is the cost model's seconds of the configurations not yet
-   computed at that level. The cheapest wins.
+   with the margin; its predicted cost is the cost model's seconds of the configurations not yet computed at that
+   level. The cheapest wins.
 5. **Execute**: the first training batch (stage ``"recipe"``, ``start_size`` configurations at the cheapest level
    whose floor is below the targets) measures the curves; then the recommended configurations at the recommended
    level (``"recipe"`` on a new level, ``"extend"`` on the same one; growth capped at doubling per step so a poor
-   extrapolation cannot overspend). After every batch all recipes on the data at that level are fitted and checked
-   on the validation set; the plan ends when one meets both targets within the validation margin
-   (1 + safety / √(2·n) for an RMSE over n independent values), when the budget cannot pay the next batch, or
-   when no level can reach the targets. Failed calculations are excluded (and logged), never requested again.
+   extrapolation cannot overspend). After every batch all recipes on the data at that level are fitted. The
+   **estimate** of a recipe's error on new configurations is its 5-fold cross-validated error on the training data
+   (many configurations, the rare hard ones included — a 12-configuration validation set alone misses them and was
+   optimistic by up to 2–3× for young models) plus, in quadrature, the increment the level's DFT error adds for
+   this model (its pilot errors against the reference level minus against its own level; κ is that increment over
+   the level's DFT error², median over recipes). The plan ends when a recipe's estimate times 1 + safety/√(2n)
+   meets both targets and its validation errors are within 1 + safety/√(2m) above them (m values: configurations
+   for energy, components/3 for forces), when the budget cannot pay the next batch, or when no level and size is
+   predicted to reach the targets. Failed calculations are excluded (and logged), never requested again.
 
 Units: errors in meV/atom (energy per atom, unshifted) and meV/Å (force components) against the reference level;
 costs in the seconds the results record (CPU seconds where recorded, else wall seconds).
@@ -139,7 +146,9 @@ class Request:
 @dataclass(frozen=True)
 class RecipeChoice:
     """A recipe: train at ``level`` on ``indices`` (pool positions) with w_E/w_F = ``energy_weight`` (w_F = 1) and
-    ``twojmax``; with predicted and (once fitted) achieved validation errors (meV/atom, meV/Å)."""
+    ``twojmax``; with the learning curves' predicted errors (central and upper) and cost, and once fitted its
+    validation errors and the estimated errors on new configurations (cross-validated plus the level increment;
+    see the module docstring), all against the reference level in meV/atom and meV/Å."""
 
     level: int
     n_train: int
@@ -154,6 +163,8 @@ class RecipeChoice:
     validation_energy_rmse: float = float("nan")
     validation_force_rmse: float = float("nan")
     coefficients: np.ndarray | None = None
+    estimated_energy_rmse: float = float("nan")
+    estimated_force_rmse: float = float("nan")
 
     def to_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "coefficients"}
@@ -736,7 +747,8 @@ class Planner:
                 best = (score, tj, ratio, e, f, beta, ce, cf)
         score, tj, ratio, e, f, beta, ce, cf = best
         self._recipe = RecipeChoice(current, n, ratio, tj, tuple(train), validation_energy_rmse=e,
-                                    validation_force_rmse=f, coefficients=beta,
+                                    validation_force_rmse=f, coefficients=beta, estimated_energy_rmse=ce,
+                                    estimated_force_rmse=cf,
                                     **self._predicted_fields(current, n, tj, ratio))
         self._cv_estimate = (ce, cf)
         if score <= 1.0:
