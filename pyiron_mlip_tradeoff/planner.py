@@ -807,9 +807,11 @@ class Planner:
                 self._messages.append(f"no learning curve at level {current} reaches the targets with {n} "
                                       f"configurations (curves for 2Jmax {missing} need more data): doubling")
             else:
+                why = ("the learning curves predict no level and training size of this pool that meets both"
+                       if self._curves else "the pool is used up and too small for a learning curve (each 2Jmax "
+                       f"needs about {ROWS_PER_COLUMN:g} rows per qSNAP column)")
                 self._finish(f"the targets cannot be reached: at level {current} with {n} configurations the best "
-                             f"validation errors are {e:.4g} meV/atom and {f:.4g} meV/Å, and the learning curves "
-                             "predict no level and training size of this pool that meets both")
+                             f"validation errors are {e:.4g} meV/atom and {f:.4g} meV/Å, and {why}")
                 return None
         indices = self._untried(lv, self.training_order[: min(size, n_max)])
         if not indices:

@@ -233,3 +233,24 @@ def test_unreachable_targets_are_reported(bundled, small_replay):
     assert "cannot be reached" in report.messages[-1]
     assert {r["level"] for r in report.requests if r["stage"] in ("recipe", "extend")} == {6}
     assert report.total_seconds < report.whole_pool_reference_seconds
+
+
+def test_tiny_pool_on_three_levels_finishes(bundled):
+    """The live job's set-up in small (a dozen cells, levels 1-3): the plan runs to the end without asking twice."""
+    three = bundled.select_levels([1, 2, 3])
+    candidates = np.arange(12)
+    planner, requests = None, []
+    planner = Planner([three.structures[i] for i in candidates], three.level_settings, PlannerTargets(1.0, 5.0),
+                      pilot_size=3, validation_size=4, start_size=4, twojmax_values=(4,))
+    assert planner.reference_level == 3
+    engine = ReplayEngine(three, candidates)
+    while (request := planner.next_request()) is not None:
+        requests.append(request)
+        planner.tell(request, engine(request))
+    report = planner.report()
+    assert [r.stage for r in requests[:4]] == ["pilot", "pilot", "pilot", "validation"]
+    asked = [(r.level, i) for r in requests for i in r.indices]
+    assert len(asked) == len(set(asked))
+    assert report.finished and not report.targets_met
+    assert "pool is used up" in report.messages[-1]
+    assert report.cost_model is not None and set(report.dft_errors) == {1, 2, 3}
