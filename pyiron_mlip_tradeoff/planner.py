@@ -309,7 +309,9 @@ class Planner:
         targets: :class:`PlannerTargets`.
         reference_level: the level errors are measured against (default: the most precise by its settings).
         budget_seconds: optional DFT budget (seconds of the unit the results record). A batch that the cost model
-            says would overrun it is cut to what fits; the plan ends, saying so, when nothing fits.
+            says would overrun it is cut to what fits; the plan ends, saying so, when nothing fits. Before the pilot
+            is done there is no cost model: without ``cost_prior`` the pilot is not priced (a budget below its
+            cost stops the plan right after it).
         validation_size: validation configurations at the reference level (the pilot's included).
         pilot_size: configurations computed at every level (≥ 3).
         start_size: configurations of the first training batch.

@@ -217,11 +217,19 @@ def test_failed_calculations_are_excluded_and_never_asked_again(bundled, small_r
 
 def test_budget_stops_the_plan_and_says_so(bundled, small_replay):
     candidates, _ = small_replay
-    planner, engine = run_plan(bundled, candidates, PlannerTargets(40.0, 250.0), budget_seconds=600.0, **FAST)
+    # after the pilot every batch is priced by the cost model: a batch that would overrun is cut, then the plan stops
+    planner, engine = run_plan(bundled, candidates, PlannerTargets(40.0, 250.0), budget_seconds=1000.0, **FAST)
     report = planner.report()
     assert not report.targets_met
-    assert report.total_seconds <= 600.0 + 1e-6 or report.spent_seconds["pilot"] > 0  # pilot priced only after it
-    assert any("budget" in m for m in report.messages)
+    assert report.spent_seconds["recipe"] > 0
+    assert report.total_seconds <= 1000.0 * 1.1  # the cost model's error on the last, cut batch
+    assert any("is cut from" in m for m in report.messages)
+    assert "budget cannot pay" in report.messages[-1]
+    # without a cost prior the pilot itself cannot be priced: a budget below it stops the plan right after it
+    planner, _ = run_plan(bundled, candidates, PlannerTargets(40.0, 250.0), budget_seconds=300.0, **FAST)
+    report = planner.report()
+    assert {r["stage"] for r in report.requests} == {"pilot"}
+    assert "budget cannot pay" in report.messages[-1]
 
 
 def test_unreachable_targets_are_reported(bundled, small_replay):
