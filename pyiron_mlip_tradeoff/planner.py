@@ -187,6 +187,8 @@ class PlanReport:
         dft_errors: {level: (energy meV/atom, force meV/Å)} against the reference level on the pilot.
         cost_model: the fitted cost model. learning_curves: {(2Jmax, w_E/w_F): {"level", "energy", "force"}}.
         requests: every request with its outcome. messages: what happened, in words.
+        test_energy_rmse, test_force_rmse: the recipe's errors on a test set given to :meth:`Planner.report`
+            (meV/atom, meV/Å against the reference level; NaN without one).
     """
 
     finished: bool
@@ -204,6 +206,8 @@ class PlanReport:
     messages: list[str] = field(default_factory=list)
     validation_indices: tuple[int, ...] = ()
     reference_level: int = 0
+    test_energy_rmse: float = float("nan")
+    test_force_rmse: float = float("nan")
 
 
 def recipe_errors(
@@ -445,8 +449,10 @@ class Planner:
                                  f"({self.pilot_size} configurations at {len(self.levels)} levels: "
                                  f"{cheapest:.4g} s by the cost prior)")
         # descriptors (no DFT) and the leverage order
-        kw = {"element": element} if elements is None else {"elements": list(elements)}
-        self._descriptors = {tj: compute_descriptors(self.pool, tj, **kw, **dict(descriptor_settings or {}))
+        self._elements = (element,) if elements is None else tuple(elements)
+        self._descriptor_settings = dict(descriptor_settings or {})
+        self._descriptors = {tj: compute_descriptors(self.pool, tj, elements=list(self._elements),
+                                                     **self._descriptor_settings)
                              for tj in self.twojmax_values}
         # block leverage at the smallest 2Jmax tried: its p columns span the same physics and its QR is cheap
         low = min(self.twojmax_values)
@@ -858,8 +864,13 @@ class Planner:
     # ----------------------------------------------------------------------------------------------------------
     # report
 
-    def report(self) -> PlanReport:
-        """What the planner recommends, predicted and achieved, and what it spent (see :class:`PlanReport`)."""
+    def report(self, test: LadderDataset | None = None) -> PlanReport:
+        """What the planner recommends, predicted and achieved, and what it spent (see :class:`PlanReport`).
+
+        Args:
+            test: optional held-out configurations with results at the reference level (never shown to the plan):
+                the recipe's coefficients are judged on them.
+        """
         spent = self.spent_seconds
         total = float(sum(spent.values()))
         whole = float("nan")
@@ -869,7 +880,11 @@ class Planner:
         curves = {}
         for key, c in self._curves.items():
             curves[key] = {"level": c["level"], "energy": c["energy"].to_dict(), "force": c["force"].to_dict()}
+        test_e = test_f = float("nan")
+        if test is not None and self._recipe is not None and self._recipe.coefficients is not None:
+            test_e, test_f = self._test_errors(test)
         return PlanReport(
+            test_energy_rmse=test_e, test_force_rmse=test_f,
             finished=self._finished, targets_met=self._targets_met, recipe=self._recipe,
             first_recommendation=self._first_recommendation, spent_seconds=spent, total_seconds=total,
             whole_pool_reference_seconds=whole, predicted_saving=whole - total, dft_errors=self.dft_errors(),
@@ -878,6 +893,20 @@ class Planner:
             messages=list(self._messages), validation_indices=self.validation_indices,
             reference_level=self.reference_level,
         )
+
+    def _test_errors(self, test: LadderDataset) -> tuple[float, float]:
+        if self.reference_level not in test.levels:
+            raise ValueError(f"the test set has levels {list(test.levels)}, not the reference level "
+                             f"{self.reference_level}")
+        data = test.select_levels([self.reference_level]).drop_incomplete()
+        if data.n_configs == 0:
+            raise ValueError("the test set has no successful calculation at the reference level")
+        kw = {"elements": list(self._elements)}
+        desc = compute_descriptors(data.structures, self._recipe.twojmax, **kw, **self._descriptor_settings)
+        stats = statistics_from_blocks(labelled_blocks(data, desc, np.arange(data.n_configs)),
+                                       levels=(self.reference_level,))
+        err = errors_many(stats, np.asarray(self._recipe.coefficients)[:, None])[0].for_level(self.reference_level)
+        return err["energy_rmse"], err["force_rmse"]
 
     def learning_curve(self, twojmax: int, energy_weight: float) -> dict[str, LearningCurve] | None:
         """The last fitted curves of one (2Jmax, w_E/w_F): {"level", "energy", "force"}, or None."""

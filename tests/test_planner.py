@@ -189,6 +189,10 @@ def test_small_replay_meets_target_on_test_set_and_is_deterministic(bundled, sma
     e, f = recipe_test_errors(bundled, candidates, recipe.indices, recipe.level, recipe.energy_weight, recipe.twojmax,
                        test, 6)
     assert e <= targets.max_energy_rmse and f <= targets.max_force_rmse
+    # the planner's own coefficients judged on the same test set agree with the fit_qsnap refit (another fold order)
+    judged = planner.report(test=bundled.subset(test))
+    assert judged.test_energy_rmse == pytest.approx(e, rel=1e-6)
+    assert judged.test_force_rmse == pytest.approx(f, rel=1e-6)
     # the same inputs and results give the same requests
     _, again = _requests(bundled, candidates, targets)
     assert again == requests
