@@ -23,6 +23,7 @@ JOB_CLASSES = {
     "MDSpeed": "pyiron_mlip_tradeoff.jobs.md",
     "DescriptorPool": "pyiron_mlip_tradeoff.jobs.descriptor_pool",
     "DescriptorChunk": "pyiron_mlip_tradeoff.jobs.descriptor_chunk",
+    "RecipePlanner": "pyiron_mlip_tradeoff.jobs.planner",
 }
 
 

@@ -188,6 +188,27 @@ def _check_complete(dataset: LadderDataset, indices: np.ndarray, name: str) -> N
         )
 
 
+def _levels_present(dataset: LadderDataset, indices: np.ndarray) -> list[int]:
+    """The levels at which none of ``indices`` is missing (data computed at only some levels, e.g. a planner's)."""
+    present = ~dataset.missing[:, indices].any(axis=1)
+    return [lv for lv, ok in zip(dataset.levels, present, strict=True) if ok]
+
+
+def _require_level(dataset: LadderDataset, indices: np.ndarray, level: int, name: str) -> None:
+    if level not in _levels_present(dataset, indices):
+        bad = indices[dataset.missing[dataset.level_index(level), indices]]
+        raise ValueError(f"{name} contains {bad.size} configuration(s) never computed at level {level} "
+                         f"(first: {int(bad[0])}); give configurations that have it")
+
+
+def _set_view(dataset: LadderDataset, indices: np.ndarray) -> LadderDataset:
+    """``dataset`` itself, or — when some of ``indices`` are missing at some level — the dataset restricted to
+    the levels they all have (errors of a set are then reported only against those levels)."""
+    if not dataset.missing[:, indices].any():
+        return dataset
+    return dataset.select_levels(_levels_present(dataset, indices))
+
+
 def _check_disjoint(train: np.ndarray, other: np.ndarray, name: str, train_name: str) -> None:
     common = np.intersect1d(train, other)
     if common.size:
@@ -887,13 +908,16 @@ def fit_qsnap(
         test_indices = None
     test = None if test_indices is None else check_indices(test_indices, dataset.n_configs, "test_indices")
     _check_complete(dataset, train, "train_indices")
+    _require_level(dataset, train, level, "train_indices")
     if test is not None:
         _check_complete(dataset, test, "test_indices")
+        _require_level(dataset, test, reference, "test_indices")
         _check_overlap(train, test)
     validation = None
     if validation_indices is not None and np.size(validation_indices):
         validation = check_indices(validation_indices, dataset.n_configs, "validation_indices")
         _check_complete(dataset, validation, "validation_indices")
+        _require_level(dataset, validation, reference, "validation_indices")
         _check_disjoint(train, validation, "validation_indices", "the training set")
     use_stress = wv > 0
     if use_stress and dataset.stress is None:
@@ -922,12 +946,12 @@ def fit_qsnap(
     common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
     # folded in configuration-index order: the fit does not depend on the order the indices are given in
     folded = np.sort(train)
-    train_stats = set_statistics(dataset, descriptors, folded, position[folded], **common)
+    train_stats = set_statistics(_set_view(dataset, folded), descriptors, folded, position[folded], **common)
     result = _fit_statistics(train_stats, level, (we, wf, wv), gw, rcond, ridge)
     sets = {"train": _set_errors(train_stats, result.coefficients)}
     for name, part in (("validation", validation), ("test", test)):
         if part is not None:
-            stats = set_statistics(dataset, descriptors, part, position[part], **common)
+            stats = set_statistics(_set_view(dataset, part), descriptors, part, position[part], **common)
             sets[name] = _set_errors(stats, result.coefficients)
     return FitResult(
         coefficients=np.asarray(result.coefficients, dtype=float),
