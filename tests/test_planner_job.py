@@ -92,3 +92,16 @@ def test_bad_input_is_refused_before_anything_is_saved(project, pool, session_di
         plan.run()
     assert len(project.job_table()) == 0
     assert not (session_dir / "unused_store").exists()
+
+
+def test_md_speed_target_is_measured_per_twojmax_before_any_dft(project, pool, session_dir):
+    """``min_md_speed``: MDSpeed probes (real LAMMPS) per 2Jmax first; a speed no 2Jmax reaches ends the plan
+    before any DFT with the measured speeds in the message."""
+    store = session_dir / "md_speed_store"
+    plan = _planner(project, "fast", pool, store, min_md_speed=1e12)
+    with pytest.raises(ValueError, match="no 2Jmax tried runs at min_md_speed"):
+        plan.run()
+    speeds = {tj: float(project.load(f"fast_md_2j{tj}").output.atom_steps_per_second) for tj in (2, 4)}
+    assert all(0 < s < 1e12 for s in speeds.values())
+    assert speeds[2] > speeds[4]  # the bigger model is slower
+    assert not store.exists()  # no DFT was started

@@ -125,7 +125,7 @@ class RecipePlanner(StructureInputJob):
             min_md_speed=inp.min_md_speed, max_twojmax=inp.max_twojmax,
         )
         if md_speeds is None and targets.min_md_speed is not None:  # validation only: speeds are measured later
-            md_speeds = dict.fromkeys((int(t) for t in to_builtin(inp.twojmax_values)), float("inf"))
+            md_speeds = dict.fromkeys((int(t) for t in to_builtin(inp.twojmax_values)), float(np.finfo(float).max))
         options = dict(to_builtin(inp.planner_options) or {})
         options.setdefault("cost_prior", self._cost_prior())
         elements = self._elements()
@@ -163,6 +163,9 @@ class RecipePlanner(StructureInputJob):
         validate_ladder_input(structures, self._levels(), self.input.engine,
                               dict(to_builtin(self.input.engine_options) or {}), self._cores())
         self._planner()
+        if self.input.min_md_speed is not None and len(self._elements() or []) > 1:
+            raise ValueError("min_md_speed is measured with one-element probe models; for a model of several "
+                             "elements limit the model size with max_twojmax instead")
         self.input.levels = [lv.to_dict() for lv in self._levels()]
 
     def _cores(self) -> int:
@@ -221,7 +224,6 @@ class RecipePlanner(StructureInputJob):
 
         options = dict(to_builtin(self.input.planner_options) or {})
         settings = dict(options.get("descriptor_settings") or {})
-        elements = self._elements() or []
         structure = max(self.input.structures, key=len)
         speeds = {}
         for tj in sorted({int(t) for t in to_builtin(self.input.twojmax_values)}):
@@ -229,10 +231,9 @@ class RecipePlanner(StructureInputJob):
             p = n_columns(tj, int(resolved["quadraticflag"]), int(resolved["bzeroflag"]))
             job = self.project.create.job.MDSpeed(f"{self.job_name}_md_2j{tj}")
             if not job.status.finished:
-                job.input.coefficients = np.full(p * len(elements), 1e-10)
+                job.input.coefficients = np.full(p, 1e-10)
                 job.input.twojmax = tj
                 job.input.descriptor_settings = settings
-                job.input.elements = elements
                 job.input.structure = structure
                 job.input.n_atoms = 2000
                 job.input.steps = 100
