@@ -8,8 +8,8 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
   level of the dataset (a :class:`FitResult`).
 * :func:`run_grid` — the full factorial (training level × subset size × weight ratio × 2Jmax × sampling ×
   repetition). Descriptors are computed once per 2Jmax, the validation- and test-set statistics once per 2Jmax,
-  the statistics of each training subset once (folded in configuration-index order, so a grid point is exactly the
-  standalone fit of its set whatever order it was drawn in), and every (level × weight) fit comes from those
+  the statistics of all nested subsets of a draw in ONE streamed pass over its largest subset (snapshots of one
+  accumulator at every subset size, :func:`draw_statistics`), and every (level × weight) fit comes from those
   statistics: one SVD least-squares solve per weight serves all training levels, a small
   subset's factorisation is shared by all weights (``regression.fit_weights``), and the errors of all fits of one
   weight come from one matrix product per set. No dense matrix is ever formed.
@@ -71,6 +71,8 @@ from .regression import (
     fit,
     fit_weights,
     grouped_statistics,
+    grouped_statistics_for_nested_subsets,
+    statistics_for_nested_subsets,
     statistics_from_blocks,
 )
 
@@ -100,6 +102,7 @@ __all__ = [
     "fit_qsnap",
     "plan_grid",
     "run_grid",
+    "draw_statistics",
 ]
 
 #: the study's energy-to-force weight ratios w_E / w_F
@@ -1254,9 +1257,11 @@ def run_grid(
 
     Per 2Jmax: descriptors of all configurations (from ``descriptors[twojmax]``, else the cache in ``cache_dir``, else
     in memory) and the validation- and test-set statistics, once. Per (sampling, repetition): the leverage scores of
-    the pool (once per sampling method) give a ranking whose prefixes are the subsets; each subset's statistics are
-    folded in configuration-index order (the fit depends on the fold order at the cond × eps level, so a canonical
-    order makes the numbers independent of the draw order). Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
+    the pool (once per sampling method) give a ranking whose prefixes are the subsets; the statistics of all of them
+    come from one streamed pass over the largest (:func:`draw_statistics`: each segment between two subset sizes
+    folded in configuration-index order, snapshots at every size), so a draw costs one QR pass over its largest
+    subset, not one per size. A point equals the standalone fit of its set (``fit_qsnap``, which folds the set in
+    index order in one go) up to rounding of the order of cond × eps. Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
     rows as the subset has, at most 2p + 1), shared by all training levels; for a subset with fewer rows than p the
     factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
     statistics, all training levels of a weight in one product.
@@ -1329,14 +1334,62 @@ def run_grid(
                 if not todo:
                     continue
                 order = _subset_order(spec, desc, sampling, rep, scores)
-                for size in sorted(todo):
-                    # every subset is folded in configuration-index order, as fit_qsnap does: the fit is sensitive
-                    # at the cond × eps level (~1e-10 relative in test errors at 2Jmax 4) to the order rows are
-                    # folded in, so a canonical order makes a grid point exactly the standalone fit of its set,
-                    # whatever order the draw picked its configurations in
-                    stats = set_statistics(dataset, desc, np.sort(order[:size]), **common)
-                    yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats, order[:size],
-                                                  todo[size], sampling, rep, tj, p, reference)
+                # one streamed pass over the draw: the statistics of every nested subset are snapshots of one
+                # accumulator, taken at every subset size of the grid up to the largest one still wanted (also at
+                # sizes already done, so a point's numbers do not depend on what was skipped)
+                largest = max(todo)
+                sizes = [s for s in spec.subset_sizes if s <= largest]
+                for size, stats in draw_statistics(dataset, desc, order, sizes, **common):
+                    if size in todo:
+                        yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats,
+                                                      order[:size], todo[size], sampling, rep, tj, p, reference)
+
+
+def draw_statistics(
+    dataset: LadderDataset,
+    descriptors,
+    order: np.ndarray,
+    sizes: Sequence[int],
+    *,
+    offsets: TargetOffsets | None = None,
+    stress: bool = False,
+    grouped: bool = False,
+) -> Iterator[tuple[int, LinearStatistics | GroupedStatistics]]:
+    """Statistics of the nested subsets ``order[:n]`` for every n in ``sizes``, in one streamed pass.
+
+    The configurations between two consecutive sizes (``order[a:b]``) are folded in configuration-index order: the
+    statistics at each size are those of its set whatever the draw's order inside a segment, and the descriptor
+    rows are read in file order (a chunked cache opens each chunk file once per segment, not once per
+    configuration). Memory: one accumulator, O(k²) for k = p + levels + 1, independent of the subset sizes.
+
+    A fit from these statistics equals the standalone fit of the same set (:func:`fit_qsnap`, folded in index
+    order in one go) up to the rounding of the different fold order: relative differences of the order of the
+    condition number × machine epsilon (``tests/test_fitting.py`` checks both against dense SVD least squares).
+
+    Args:
+        dataset, descriptors: labels and descriptor rows of every configuration of the dataset.
+        order: dataset indices in draw order (at least ``max(sizes)`` of them).
+        sizes: strictly increasing subset sizes.
+        offsets, stress, grouped: as for :func:`set_statistics`.
+
+    Yields:
+        ``(size, statistics)``, one per size, each independent of later ones.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    sizes = [int(s) for s in sizes]
+    bounds = [0, *sizes]
+    segments = [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def blocks():
+        for segment in segments:
+            yield from labelled_blocks(dataset, descriptors, segment, offsets=offsets, stress=stress)
+
+    levels = tuple(dataset.levels)
+    if grouped:
+        groups = dataset.groups[np.concatenate(segments)].tolist()
+        yield from grouped_statistics_for_nested_subsets(blocks(), groups, sizes, levels=levels)
+    else:
+        yield from statistics_for_nested_subsets(blocks(), sizes, levels=levels)
 
 
 def _errors_many(stats, betas: np.ndarray) -> list:
