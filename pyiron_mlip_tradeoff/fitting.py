@@ -737,10 +737,17 @@ class FitResult:
     def summary(self) -> dict[str, float]:
         """Flat scalars for tables: ``validation_*``, ``test_*`` and ``train_*`` errors against the reference level
         (NaN for a set that was not evaluated)."""
+        # what error() gives for each set, from the columns as arrays (a grid calls this once per point)
+        e = self.errors
+        keys = ("energy_rmse", "energy_rmse_shifted", "force_rmse", "stress_rmse")
+        base = (e["group"].to_numpy() == ALL) & (e["reference_level"].to_numpy() == self.reference_level)
+        sets = e["set"].to_numpy()
+        columns = {k: e[k].to_numpy() for k in keys}
         out = {}
         for set_name in ("validation", "test", "train"):
-            for key, value in self.error(set_name).items():
-                out[f"{set_name}_{key}"] = value
+            where = np.flatnonzero(base & (sets == set_name))
+            for key in keys:
+                out[f"{set_name}_{key}"] = float(columns[key][where[0]]) if where.size else np.nan
         return out
 
 
