@@ -316,12 +316,7 @@ def grid_stage(args) -> dict:
     """Run in a subprocess whose memory is sampled: the grid as a ``TradeoffGrid`` job (table storage) on the
     chunked descriptor cache, then — timed apart — what the grid time is made of."""
     from pyiron_mlip_tradeoff.descriptor_cache import ChunkedDescriptorCache
-    from pyiron_mlip_tradeoff.fitting import (
-        _subset_order,
-        labelled_blocks,
-        set_statistics,
-        statistics_from_blocks,
-    )
+    from pyiron_mlip_tradeoff.fitting import labelled_blocks, statistics_from_blocks
     from pyiron_mlip_tradeoff.jobs.grid_points import read_draw, stored_draws
 
     work = Path(args.work)
@@ -339,17 +334,14 @@ def grid_stage(args) -> dict:
     out = {"points": len(table), "grid_seconds": wall, "store_seconds": float(grid.output.store_seconds),
            "bytes": _folder_bytes(grid._points_dir()) + _folder_bytes(Path(grid.project_hdf5.file_name)),
            "p": int(cache.n_columns), "sizes": study_sizes(args.configs)}
-    # the parts, timed alone: once per grid (validation and test statistics, leverage scores of the pool) and per
-    # draw (one QR pass over its largest subset: the limit of the method)
+    # the parts as the grid timed them (fitting.run_grid(timings=…)): once per grid (validation and test
+    # statistics, leverage scores of the pool) and per draw (the streamed passes); then the limit of the method, one
+    # QR pass over each draw's largest subset, timed alone
     spec = grid._plan(dataset)[1]
-    t0 = time.perf_counter()
-    for part in (spec.test_indices, spec.validation_indices):
-        set_statistics(dataset, cache, part)
-    out["sets_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if args.sampling != "random":
-        _subset_order(spec, cache, args.sampling, 0, {})
-    out["leverage_seconds"] = time.perf_counter() - t0
+    stages = dict(grid.output.stage_seconds)
+    out["stages"] = stages
+    out["sets_seconds"] = float(stages.get("sets", 0.0))
+    out["leverage_seconds"] = float(stages.get("leverage", 0.0))
     limit = []
     for path in stored_draws(grid._points_dir()).values():
         order = np.sort(read_draw(path)["subset_order"])
@@ -374,9 +366,6 @@ def compare_stage(args) -> dict:
     from pyiron_mlip_tradeoff.fitting import labelled_blocks
     from pyiron_mlip_tradeoff.regression import concatenate_blocks
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the dense reference is test-only code
-    from dense_reference import dense_errors
-
     grid_info = json.loads(Path(args.grid_json).read_text())
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -385,7 +374,7 @@ def compare_stage(args) -> dict:
     dataset, dataset_path = study_dataset(Path(args.pool), args.configs)
     sizes = study_sizes(args.configs)[:2]
     out = {}
-    for storage in ("jobs", "table"):
+    for storage in ("jobs", "table") if args.compare_storage else ():
         grid = _grid_job(pr, f"keep_{storage}", dataset_path, args.twojmax, sizes, "random", 1, storage,
                          args.desc_cache)
         grid.run()
@@ -409,10 +398,7 @@ def compare_stage(args) -> dict:
     candidates = [s for s in grid_info["sizes"] if rows_of[first_order[:s]].sum() <= args.dense_rows]
     sample = sorted({candidates[0], candidates[len(candidates) // 2], candidates[-1]})
     level, ratio = N_LEVELS - 1, 50.0
-    t0 = time.perf_counter()
-    test_block = concatenate_blocks(labelled_blocks(dataset, cache, test))
-    predict_seconds = time.perf_counter() - t0  # reading the test rows once (counted per point below)
-    sample_out = []
+    sample_out, betas = [], []
     j = dataset.level_index(level)
     for size in sample:
         train = np.sort(first_order[:size])
@@ -420,19 +406,98 @@ def compare_stage(args) -> dict:
         block = concatenate_blocks(labelled_blocks(dataset, cache, train))
         a = np.vstack([ratio * block.energy_rows, block.force_rows])
         b = np.concatenate([ratio * block.energy_targets[:, j], block.force_targets[:, j]])
-        beta = np.linalg.lstsq(a, b, rcond=None)[0]
+        betas.append(np.linalg.lstsq(a, b, rcond=None)[0])
         fit_seconds = time.perf_counter() - t0
         del a, b, block
-        t0 = time.perf_counter()
-        errors = dense_errors(test_block, beta, dataset.levels)
-        pred_seconds = time.perf_counter() - t0
-        sample_out.append({"size": int(size), "rows": int(rows_of[train].sum()), "fit_seconds": fit_seconds,
-                           "predict_seconds": pred_seconds + predict_seconds,
-                           "test_energy_rmse": float(errors.energy_rmse[-1]),
-                           "test_force_rmse": float(errors.force_rmse[-1])})
+        sample_out.append({"size": int(size), "rows": int(rows_of[train].sum()), "fit_seconds": fit_seconds})
+    # dense prediction of the test set (the study predicts every point's test set): streamed in slices of 200
+    # configurations, all sampled models at once; each point is charged the whole pass
+    beta = np.column_stack(betas)
+    sq_e, sq_f, n_e, n_f = 0.0, 0.0, 0, 0
+    t0 = time.perf_counter()
+    for part in np.array_split(test, max(1, test.size // 200)):
+        block = concatenate_blocks(labelled_blocks(dataset, cache, part))
+        sq_e = sq_e + np.sum((block.energy_rows @ beta - block.energy_targets[:, [-1]]) ** 2, axis=0)
+        sq_f = sq_f + np.sum((block.force_rows @ beta - block.force_targets[:, [-1]]) ** 2, axis=0)
+        n_e, n_f = n_e + len(block.energy_rows), n_f + len(block.force_rows)
+    predict_seconds = time.perf_counter() - t0
+    for k, d in enumerate(sample_out):
+        d["predict_seconds"] = predict_seconds
+        d["test_energy_rmse"] = 1e3 * float(np.sqrt(sq_e[k] / n_e))  # meV/atom, vs level 6 as the table
+        d["test_force_rmse"] = 1e3 * float(np.sqrt(sq_f[k] / n_f))  # meV/Å
     out["dense"] = sample_out
     out["dense_point"] = {"training_level": level, "weight_ratio": ratio}
     return out
+
+
+def slurm_stage(args) -> dict:
+    """Run in a subprocess configured for SLURM + PostgreSQL: the same grid of ``--slurm-draws`` draws as
+    ``GridChunk`` queue jobs, once in one chunk (one SLURM worker) and once in two (two side by side); wall time of
+    ``grid.run()`` (the grid waits for its chunks) each time."""
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    pr = _pyiron_project(work)
+    _, dataset_path = study_dataset(Path(args.pool), args.configs)
+    out = {}
+    for workers in (1, 2):
+        grid = _grid_job(pr, f"slurm_{workers}", dataset_path, args.twojmax, study_sizes(args.configs),
+                         args.sampling, args.slurm_draws, "table", args.desc_cache)
+        grid.server.queue = "local"
+        grid.server.cores = 1
+        grid.input.chunk_size = -(-args.slurm_draws // workers)
+        grid.input.poll_interval = 2.0
+        start = time.perf_counter()
+        grid.run()
+        out[str(workers)] = time.perf_counter() - start
+        grid = pr.load(grid.job_name)
+        if not grid.status.finished or len(grid.get_table()) != grid.output.n_points:
+            raise RuntimeError(f"the SLURM grid with {workers} chunk(s) did not finish: {grid.status}")
+    return out
+
+
+def run_slurm(args, pool_path: Path, cache_path: Path) -> dict | None:
+    """The 1 vs 2 SLURM workers measurement, with the services of ``scripts/services.sh`` (None if they are down)."""
+    import uuid
+
+    from pyiron_mlip_tradeoff.cluster import write_slurm_queue_config
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "services.sh"
+    if subprocess.run(["bash", str(script), "status"], capture_output=True).returncode != 0:
+        print("SLURM/PostgreSQL are not running (bash scripts/services.sh start): 1 vs 2 workers not measured")
+        return None
+    env = dict(os.environ)
+    for line in subprocess.run(["bash", str(script), "env"], capture_output=True, text=True).stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value
+    table = f"jobs_bench_{uuid.uuid4().hex[:10]}"
+    db = {k: v for k, v in env.items() if k.startswith("PYIRONSQ") or k == "PYIRONUSER"}
+    db["PYIRONSQLTABLENAME"] = table
+    resources = CACHE / "work" / "slurm_resources"
+    write_slurm_queue_config(resources / "queues", partition="local", queue="local",
+                             environment={**db, "PYTHONPATH": env.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
+                                          "OPENBLAS_NUM_THREADS": "1"})
+    env.update(db, PYIRONRESOURCEPATHS=str(resources))
+    cmd = [sys.executable, __file__, "--stage", "slurm", "--pool", str(pool_path), "--configs", str(args.configs),
+           "--twojmax", str(args.twojmax), "--sampling", args.sampling, "--desc-cache", str(cache_path),
+           "--slurm-draws", str(args.slurm_draws), "--work", str(CACHE / "work" / "slurm")]
+    load = os.getloadavg()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    try:
+        import psycopg2
+
+        host, _, port = env["PYIRONSQHOST"].partition(":")
+        with psycopg2.connect(host=host, port=int(port or 5432), dbname=env["PYIRONSQLDATABASE"],
+                              user=env["PYIRONUSER"], password=env["PYIRONSQLUSERKEY"]) as conn:
+            with conn.cursor() as cur:
+                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+    except Exception as err:  # the figures stand; the table is only left behind
+        print(f"(could not drop the benchmark's job table {table}: {err})")
+    if proc.returncode:
+        sys.exit(f"SLURM stage failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["load"] = load[0]
+    return result
 
 
 def run_measured(cmd: list[str]) -> dict:
@@ -472,20 +537,26 @@ def main() -> None:
     parser.add_argument("--dense-rows", type=int, default=300_000,
                         help="largest dense matrix (rows) the study's approach is timed on; beyond, extrapolated")
     parser.add_argument("--skip-compare", action="store_true", help="leave out the dense and bookkeeping comparison")
+    parser.add_argument("--no-compare-storage", dest="compare_storage", action="store_false",
+                        help="leave out the jobs-vs-table bookkeeping comparison (it repeats the validation and "
+                             "test statistics twice)")
+    parser.add_argument("--slurm-draws", type=int, default=0,
+                        help="draws of the 1 vs 2 SLURM workers measurement (0: not measured; needs "
+                             "bash scripts/services.sh start)")
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--desc-cache", help=argparse.SUPPRESS)
     parser.add_argument("--grid-json", help=argparse.SUPPRESS)
     parser.add_argument("--chunk-size", type=int, default=50, help="configurations per descriptor chunk")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="chunks side by side")
     parser.add_argument("--fitsnap-sample", type=int, default=40, help="configurations timed against FitSNAP")
-    parser.add_argument("--stage", choices=["descriptors", "grid", "compare"], help=argparse.SUPPRESS)
+    parser.add_argument("--stage", choices=["descriptors", "grid", "compare", "slurm"], help=argparse.SUPPRESS)
     parser.add_argument("--pool", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.stage == "descriptors":
         print(json.dumps(descriptor_stage(args.pool, args.configs, args.twojmax, args.chunk_size, args.workers)))
         return
-    if args.stage in ("grid", "compare"):
-        print(json.dumps((grid_stage if args.stage == "grid" else compare_stage)(args)))
+    if args.stage in ("grid", "compare", "slurm"):
+        print(json.dumps({"grid": grid_stage, "compare": compare_stage, "slurm": slurm_stage}[args.stage](args)))
         return
     if args.configs < 8:
         sys.exit("--configs must be at least 8")
@@ -561,7 +632,7 @@ def main() -> None:
           f"{grid['grid_seconds']:.1f} s (TradeoffGrid job, table storage; load average {load_before[0]:.1f} before); "
           f"peak memory {grid['peak_gb']:.3f} GB")
     print(f"  of which once per grid: validation+test statistics {grid['sets_seconds']:.1f} s, leverage scores "
-          f"{grid['leverage_seconds']:.1f} s (timed alone); per draw {per_draw:.1f} s")
+          f"{grid['leverage_seconds']:.1f} s (as the grid timed them); per draw {per_draw:.1f} s")
     print(f"  bookkeeping: {grid['store_seconds']:.2f} s = {1e3 * grid['store_seconds'] / grid['points']:.3f} ms and "
           f"{grid['bytes'] / grid['points'] / 1024:.2f} kB per point")
     print(f"  limit of the method, one QR pass over each draw's largest subset timed alone: "
@@ -575,12 +646,12 @@ def main() -> None:
     vs_dense, worst, ms_jobs = float("nan"), float("nan"), float("nan")
     if not args.skip_compare:
         cmp = run_measured([*base, "--stage", "compare", "--work", str(CACHE / "work" / f"compare_{name}"),
-                            "--grid-json", str(grid_json)])
-        for storage in ("jobs", "table"):
+                            "--grid-json", str(grid_json), *([] if args.compare_storage else ["--no-compare-storage"])])
+        for storage in ("jobs", "table") if args.compare_storage else ():
             c = cmp[storage]
             print(f"keeping points as {storage!r}: {c['ms_per_point']:.2f} ms and {c['bytes_per_point'] / 1024:.1f} kB "
                   f"per point ({c['points']} points, the same small grid both ways)")
-        ms_jobs = cmp["jobs"]["ms_per_point"]
+        ms_jobs = cmp["jobs"]["ms_per_point"] if args.compare_storage else float("nan")
         dense = cmp["dense"]
         largest = dense[-1]
         per_row = largest["fit_seconds"] / largest["rows"]
@@ -602,13 +673,22 @@ def main() -> None:
         print(f"  EXTRAPOLATED to all {study * per_draw_points} points (lstsq time linear in the rows, from the "
               f"largest sample): {dense_full:.0f} s = {vs_dense:.0f}x our grid; largest relative test-RMSE "
               f"disagreement (energy, force vs level {N_LEVELS}) {worst:.1e}")
+    speedup, slurm_load = float("nan"), float("nan")
+    if args.slurm_draws:
+        slurm = run_slurm(args, pool.path, cache_path)
+        if slurm is not None:
+            speedup, slurm_load = slurm["1"] / slurm["2"], slurm["load"]
+            print(f"SLURM, {args.slurm_draws} draws as GridChunk jobs (PostgreSQL database): 1 worker "
+                  f"{slurm['1']:.1f} s, 2 workers {slurm['2']:.1f} s: speed-up {speedup:.2f}x (load average "
+                  f"{slurm_load:.1f} before{'; the machine was LOADED' if slurm_load > 1.0 else ''})")
     print(f"points={study * per_draw_points} seconds={desc_seconds + grid_full:.0f} vs_dense={vs_dense:.1f} "
           f"vs_limit={vs_limit:.2f} peak_gb={grid['peak_gb']:.3f} "
           f"ms_per_point={1e3 * grid['store_seconds'] / grid['points']:.3f} descriptors_vs_fitsnap={ratio:.2f} "
           f"configs={len(pool)} twojmax={args.twojmax} draws_measured={draws} draws_extrapolated={study} "
           f"grid_seconds_measured={grid['grid_seconds']:.1f} descriptor_seconds={desc_seconds:.1f} "
           f"kb_per_point={grid['bytes'] / grid['points'] / 1024:.2f} ms_per_point_as_jobs={ms_jobs:.2f} "
-          f"max_test_rmse_disagreement={worst:.1e} load_before={load_before[0]:.1f}")
+          f"max_test_rmse_disagreement={worst:.1e} load_before={load_before[0]:.1f} slurm_speedup={speedup:.2f} "
+          f"slurm_load={slurm_load:.1f}")
 
 if __name__ == "__main__":
     main()

@@ -40,7 +40,9 @@ Nothing in this module imports pyiron.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1259,6 +1261,7 @@ def run_grid(
     descriptors: Mapping[int, object] | None = None,
     skip: Callable[[PointKey], bool] | Iterable[PointKey] | None = None,
     on_skip: Callable[[PointKey], None] | None = None,
+    timings: dict | None = None,
 ) -> Iterator[GridPoint]:
     """Compute every point of a validated grid from sufficient statistics; yields one :class:`GridPoint` each.
 
@@ -1282,6 +1285,10 @@ def run_grid(
         skip: keys (or a predicate) of points already done: they are not yielded, and subsets whose points are all
             done are not even accumulated.
         on_skip: called with every skipped key (e.g. to advance a progress bar).
+        timings: a dict that gets the wall seconds of the parts added up as they run: ``"descriptors"``, ``"sets"``
+            (validation and test statistics), ``"leverage"`` (leverage scores of the pool) and ``"subsets"`` (the
+            streamed passes over the draws); the rest of the time is fits, errors and whatever the caller does
+            with the points.
 
     Yields:
         :class:`GridPoint` in the order of :meth:`GridSpec.keys` (skipped points left out).
@@ -1308,10 +1315,12 @@ def run_grid(
                 if on_skip is not None:
                     on_skip(k)
             continue
+        clock = _Clock(timings)
         desc = None if descriptors is None else descriptors.get(tj)
         if desc is None:
-            desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
-                                       elements=spec.elements, virial=use_stress, cache_dir=cache_dir)
+            with clock("descriptors"):
+                desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
+                                           elements=spec.elements, virial=use_stress, cache_dir=cache_dir)
         if desc.n_configs != dataset.n_configs:
             raise ValueError(f"descriptors for 2Jmax {tj} cover {desc.n_configs} configurations, the dataset "
                              f"{dataset.n_configs}")
@@ -1320,10 +1329,11 @@ def run_grid(
             offsets = target_offsets(dataset, spec.model_elements, spec.reference_potential, spec.reference_energies)
             offsets_done = True
         common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
-        test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
-        validation_stats = None
-        if spec.validation_indices is not None:
-            validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
+        with clock("sets"):
+            test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
+            validation_stats = None
+            if spec.validation_indices is not None:
+                validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
         scores: dict[str, np.ndarray] = {}
         for sampling in spec.sampling:
             for rep in range(spec.repetitions):
@@ -1340,16 +1350,44 @@ def run_grid(
                         todo[size] = set(pending)
                 if not todo:
                     continue
-                order = _subset_order(spec, desc, sampling, rep, scores)
+                with clock("leverage"):
+                    order = _subset_order(spec, desc, sampling, rep, scores)
                 # one streamed pass over the draw: the statistics of every nested subset are snapshots of one
                 # accumulator, taken at every subset size of the grid up to the largest one still wanted (also at
                 # sizes already done, so a point's numbers do not depend on what was skipped)
                 largest = max(todo)
                 sizes = [s for s in spec.subset_sizes if s <= largest]
-                for size, stats in draw_statistics(dataset, desc, order, sizes, **common):
+                for size, stats in clock.iterate("subsets", draw_statistics(dataset, desc, order, sizes, **common)):
                     if size in todo:
                         yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats,
                                                       order[:size], todo[size], sampling, rep, tj, p, reference)
+
+
+class _Clock:
+    """Adds wall seconds of named parts to a dict (nothing without one)."""
+
+    def __init__(self, timings: dict | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+    def iterate(self, name: str, items: Iterable) -> Iterator:
+        """The items of ``items``, with the time spent producing them (not consuming them) counted as ``name``."""
+        items = iter(items)
+        while True:
+            with self(name):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
 
 
 def draw_statistics(

@@ -85,14 +85,19 @@ def test_grid_end_to_end(project, small_dataset, dataset_file, tmp_path):
     reference = fit_qsnap(small_dataset, child.output.train_indices, int(row["training_level"]),
                           row["energy_weight"], row["force_weight"], twojmax=4,
                           test_indices=child.input.test_indices, validation_indices=child.input.validation_indices)
-    np.testing.assert_allclose(child.output.coefficients, reference.coefficients, rtol=1e-9, atol=1e-12)
-    assert row["test_force_rmse"] == pytest.approx(reference.error("test", 3)["force_rmse"], rel=1e-9)
+    # the grid folds a draw's nested subsets in one pass, the standalone fit the set in one go: the same fit up to
+    # rounding (coefficients of these rank-deficient fits to ~1e-6 in directions of tiny singular values, errors to
+    # 1e-8; both against dense SVD least squares in test_fitting.py)
+    values = ["energy_rmse", "energy_rmse_shifted", "force_rmse"]
+    np.testing.assert_allclose(errors[values].to_numpy(float), reference.errors[values].to_numpy(float), rtol=1e-8,
+                               atol=1e-9)
+    assert row["test_force_rmse"] == pytest.approx(reference.error("test", 3)["force_rmse"], rel=1e-8)
     assert row["dft_seconds"] == pytest.approx(
         small_dataset.core_seconds[small_dataset.level_index(int(row["training_level"])), child.output.train_indices].sum())
     assert child.get_potential().iloc[0]["Model"] == "Custom"
     assert not np.intersect1d(child.output.train_indices, child.input.test_indices).size
     assert not np.intersect1d(child.output.train_indices, child.input.validation_indices).size
-    assert row["validation_force_rmse"] == pytest.approx(reference.error("validation", 3)["force_rmse"], rel=1e-9)
+    assert row["validation_force_rmse"] == pytest.approx(reference.error("validation", 3)["force_rmse"], rel=1e-8)
 
     # recommend: the cheapest recipe whose median validation errors over its draws meet the targets, brute force
     medians = table.groupby(RECIPE)[["dft_seconds", "validation_energy_rmse", "validation_force_rmse"]].median()

@@ -13,8 +13,18 @@
 >>> best.message, best.test_errors, best.fit_job
 
 All points are computed from sufficient statistics by :func:`pyiron_mlip_tradeoff.fitting.run_grid` (no dense
-refit); each is then stored as a finished ``QSnapFit`` child job (``master_id`` = the grid's id) with its input,
-output and LAMMPS files, so ``pr.job_table()`` lists them and ``pr.create_table()`` can collect them.
+refit; one streamed pass per draw). How they are kept is ``grid.input.point_storage``:
+
+* ``"jobs"`` (default): each point a finished ``QSnapFit`` child job (``master_id`` = the grid's id) with its input,
+  output and LAMMPS files, so ``pr.job_table()`` lists them and ``pr.create_table()`` can collect them;
+* ``"table"``: the grid's own table (``grid.get_table()``) and one small file per draw
+  (:mod:`~pyiron_mlip_tradeoff.jobs.grid_points`: rows, coefficients, subset order); ``grid.get_fit(row)`` makes a
+  point's ``QSnapFit`` job, with its LAMMPS files, when it is asked for.
+
+Chosen by measurement (``benchmarks/study_scale.py``, both ways on the same points): a ``QSnapFit`` job costs tens of
+ms and ~70 kB per point (an HDF5 file, a folder with three LAMMPS files, a database row), the table a few ms and
+~5 kB (2Jmax 6) — the table is how a study-sized grid (21,600 points) meets ≤ 5 ms and ≤ 20 kB per point. The
+default stays ``"jobs"`` so that small grids keep every point in the job table, as the tour and notebooks use it.
 
 On a cluster, ``grid.server.queue`` with ``grid.input.chunk_size`` splits the grid into ``GridChunk`` queue jobs
 of whole draws (see :class:`TradeoffGrid`):
@@ -150,11 +160,19 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         max_resubmissions: how often one chunk is resubmitted after it died, per ``job.run()`` (default 3).
         wait_for_chunks: ``True`` (default): ``job.run()`` returns when the grid is finished; ``False``: it returns
             once the chunks are submitted.
+        point_storage: ``"jobs"`` (default: a ``QSnapFit`` child job per point) or ``"table"`` (the grid's table and
+            one file per draw in ``<working directory>/points``; :meth:`get_fit` makes a point's job on demand). See
+            the module docstring for the measurement behind the choice.
+        descriptor_caches: ``{twojmax: folder}`` of chunked descriptor caches (``DescriptorPool``,
+            ``descriptor_cache.compute_chunked_descriptors``) to read instead of computing descriptors; each is
+            checked against the dataset (configurations, atoms, elements, settings, content hash of every chunk's
+            structures) before anything is saved.
 
     Output (``job.output``):
         table (DataFrame, one row per point; see :meth:`get_table`), n_points, n_computed (points computed in the
         last run), seconds (total), compute_seconds (descriptors, statistics, fits), store_seconds (storing child
-        jobs), ms_per_stored_job. Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
+        jobs, or the table's rows and files), ms_per_stored_job (bookkeeping ms per point), stage_seconds (in-process
+        runs: seconds of the parts, see ``fitting.run_grid(timings=…)``). Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
         wall time from ``job.run()`` to the last point, compute_seconds and store_seconds are summed over the chunks'
         latest runs.
 
@@ -172,7 +190,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
     one), ``server.run_time`` and ``server.memory_limit``. A chunk reads the descriptors, computes its points with
     :func:`~pyiron_mlip_tradeoff.fitting.run_grid` and stores each as a ``QSnapFit`` child *of the grid*, with the
     same name, files and database row as an in-process run (50 rows per transaction), so :meth:`get_table` and
-    ``pr.create_table()`` (filtered on ``hamilton == "QSnapFit"``) give the same results. Waiting, resubmission of
+    ``pr.create_table()`` (filtered on ``hamilton == "QSnapFit"``) give the same results; with ``point_storage =
+    "table"`` it writes each of its draws as one file of the grid's points folder instead (no database row per
+    point, and a chunk killed mid-run leaves only whole draws). Waiting, resubmission of
     killed chunks (only their points not yet in the database are computed again), ``wait_for_chunks = False`` and
     resuming with ``job.run()`` work as for a chunked ``PrecisionLadder``; see :mod:`pyiron_mlip_tradeoff.jobs.queue`.
     """
@@ -388,6 +408,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         out.store_seconds = store_seconds
         out.compute_seconds = out.seconds - store_seconds
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
+        out.stage_seconds = dict(getattr(self, "_stage_seconds", {}))
         mark_finished(self)
 
     def _run_static_table(self, dataset: LadderDataset, spec: GridSpec, start: float) -> None:
@@ -411,6 +432,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         out.store_seconds = store_seconds
         out.compute_seconds = out.seconds - store_seconds
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
+        out.stage_seconds = dict(getattr(self, "_stage_seconds", {}))
         mark_finished(self)
 
     def _compute_and_store_table(self, dataset: LadderDataset, spec: GridSpec, draws: set, cache_dir: str,
@@ -426,8 +448,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         current, rows, coefficients, sets = None, [], [], {}
         folder = self._points_dir()
         descriptors = self._descriptor_sources(dataset, spec) or None
+        timings = self._stage_seconds = {}
         for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors,
-                              skip=lambda key: _draw_of(key) not in draws):
+                              skip=lambda key: _draw_of(key) not in draws, timings=timings):
             t0 = time.perf_counter()
             draw = _draw_of(point.key)
             if draw != current:
@@ -483,7 +506,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         pending: list[dict] = []  # database entries of children whose HDF5 is written, inserted in batches
         descriptors = self._descriptor_sources(dataset, spec) or None
         try:
-            for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors, skip=skip):
+            timings = self._stage_seconds = {}
+            for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors, skip=skip,
+                                  timings=timings):
                 t0 = time.perf_counter()
                 row, entry = self._store_point(point, names[point.key], spec)
                 rows.append(row)
