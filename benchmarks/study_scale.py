@@ -1,9 +1,10 @@
 """Benchmark: the study's scale on one machine — a 20,000-configuration pool of 40–60-atom Be cells.
 
-    nice -n 10 python benchmarks/study_scale.py --configs 2000 --twojmax 6 --draws 3
-    python benchmarks/study_scale.py --configs 200                      # a quick look
+    nice -n 10 python benchmarks/study_scale.py --configs 2000 --twojmax 6 --draws 2 --sampling energy
+    nice -n 10 python benchmarks/study_scale.py --configs 20000 --draws 1 --reuse-descriptors --no-compare-storage
+    python benchmarks/study_scale.py --configs 400 --draws 1 --slurm-draws 2   # a quick look, with SLURM
 
-Stages (issue 17, items 1–2; the grid stages come later and are printed as ``nan``):
+Stages:
 
 1. **Pool** (cached in ``benchmarks/_cache/``, git-ignored): configuration i is a supercell of 40–60 atoms of one of
    400 cells drawn by the package's structure generator (:func:`~pyiron_mlip_tradeoff.structures.generate_candidates`,
@@ -18,8 +19,26 @@ Stages (issue 17, items 1–2; the grid stages come later and are printed as ``n
 3. **Descriptors at scale**: :func:`compute_chunked_descriptors` — chunks of ``--chunk-size`` configurations,
    ``--workers`` chunks side by side, each streamed into its own file of a resumable cache — for N/4 and for N
    configurations, each in a fresh subprocess whose process tree (it and its workers) is sampled for resident
-   memory every 0.1 s. Flat memory means the two peaks agree; ``peak_gb`` is the one at N. The rows of the sample
-   of stage 2 are read back from the cache and must equal the in-memory ones exactly.
+   memory every 0.1 s. Flat memory means the two peaks agree. The rows of the sample of stage 2 are read back from
+   the cache and must equal the in-memory ones exactly. With ``--reuse-descriptors`` a complete cache of an earlier
+   run is used and the figures that run recorded are printed, marked REUSED with the date and load of that run.
+4. **The study's 3D-Pareto grid**: 6 levels × 12 subset sizes (100…9,990 for 20,000 configurations, scaled with
+   the training pool of a smaller one) × the 6 weight ratios × ``--draws`` measured draws, as a ``TradeoffGrid`` job
+   with ``point_storage = "table"`` reading the chunked cache (``descriptor_caches``), in a subprocess whose memory
+   is sampled (``peak_gb``). The grid's own timings (``output.stage_seconds``) split it into once-per-grid parts
+   (validation and test statistics, leverage scores) and per-draw time; the study's 50 draws (10 at 2Jmax 8) are
+   EXTRAPOLATED as once-per-grid + 50 × per-draw, said so in the output. ``vs_limit``: that grid time over 50 × one
+   QR pass over a draw's largest subset, timed alone. ``ms_per_point``: bookkeeping (rows, coefficients, files) per
+   point; kB per point from the files written.
+5. **Comparisons** (another subprocess): both ways of keeping points (``"jobs"`` vs ``"table"``) on the same small
+   grid (one draw, the two smallest sizes; ``--no-compare-storage`` leaves it out), and the study's dense approach
+   — a weighted ``numpy.linalg.lstsq`` of a point's rows and a dense prediction of its test set — timed on three
+   points of the first draw (the largest with at most ``--dense-rows`` rows), extrapolated to all points with the
+   lstsq time linear in the rows (said so): ``vs_dense`` = that over our grid time; the largest relative
+   disagreement of their test RMSEs with the grid's.
+6. **SLURM** (``--slurm-draws K``, needs ``bash scripts/services.sh start``): the same grid of K draws as
+   ``GridChunk`` queue jobs with a PostgreSQL database, in one chunk and in two; ``slurm_speedup`` = the ratio of
+   the two wall times, with the load average printed (a loaded machine is said to be loaded).
 
 The last line holds the figures as ``key=value``.
 """
