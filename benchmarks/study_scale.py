@@ -522,9 +522,12 @@ def run_slurm(args, pool_path: Path, cache_path: Path) -> dict | None:
 def run_measured(cmd: list[str]) -> dict:
     """Run a stage subprocess; its last stdout line is JSON; the peak resident memory of its process tree (sampled
     every 0.1 s) is added as ``peak_gb``."""
+    import tempfile
+
     import psutil
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    sink = tempfile.TemporaryFile(mode="w+")  # not a pipe: a stage's JSON may be larger than a pipe's buffer
+    proc = subprocess.Popen(cmd, stdout=sink, text=True)
     root = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -534,7 +537,9 @@ def run_measured(cmd: list[str]) -> dict:
         except psutil.Error:
             pass
         time.sleep(0.1)
-    out, _ = proc.communicate()
+    proc.wait()
+    sink.seek(0)
+    out = sink.read()
     if proc.returncode:
         sys.exit(f"stage failed: {' '.join(cmd)}")
     result = json.loads(out.strip().splitlines()[-1])
