@@ -172,7 +172,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         table (DataFrame, one row per point; see :meth:`get_table`), n_points, n_computed (points computed in the
         last run), seconds (total), compute_seconds (descriptors, statistics, fits), store_seconds (storing child
         jobs, or the table's rows and files), ms_per_stored_job (bookkeeping ms per point), stage_seconds (in-process
-        runs: seconds of the parts, see ``fitting.run_grid(timings=…)``). Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
+        runs: seconds of the parts, see ``fitting.run_grid(timings=…)``, and with ``point_storage = "table"``
+        ``points``, all of computing and keeping the points — what remains of ``seconds`` is loading and checking
+        the input and writing the table). Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
         wall time from ``job.run()`` to the last point, compute_seconds and store_seconds are summed over the chunks'
         latest runs.
 
@@ -449,6 +451,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         folder = self._points_dir()
         descriptors = self._descriptor_sources(dataset, spec) or None
         timings = self._stage_seconds = {}
+        loop_start = time.perf_counter()
         for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors,
                               skip=lambda key: _draw_of(key) not in draws, timings=timings):
             t0 = time.perf_counter()
@@ -468,6 +471,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         t0 = time.perf_counter()
         if current is not None:
             write_draw(folder, current, rows, np.vstack(coefficients), subset_order(sets.values()))
+        timings["points"] = time.perf_counter() - loop_start
         return n, store_seconds + time.perf_counter() - t0
 
     def _table_from_draws(self, spec: GridSpec) -> pd.DataFrame:
