@@ -21,9 +21,10 @@ refit; one streamed pass per draw). How they are kept is ``grid.input.point_stor
   (:mod:`~pyiron_mlip_tradeoff.jobs.grid_points`: rows, coefficients, subset order); ``grid.get_fit(row)`` makes a
   point's ``QSnapFit`` job, with its LAMMPS files, when it is asked for.
 
-Chosen by measurement (``benchmarks/study_scale.py``, both ways on the same points): a ``QSnapFit`` job costs tens of
-ms and ~70 kB per point (an HDF5 file, a folder with three LAMMPS files, a database row), the table a few ms and
-~5 kB (2Jmax 6) — the table is how a study-sized grid (21,600 points) meets ≤ 5 ms and ≤ 20 kB per point. The
+Chosen by measurement (``benchmarks/study_scale.py``, both ways on the same points; figures in the README): a
+``QSnapFit`` job costs tens of ms and tens of kB per point (an HDF5 file, a folder with three LAMMPS files, a
+database row), the table well under a ms and a few kB (2Jmax 6) — the table is how a study-sized grid (21,600
+points) meets ≤ 5 ms and ≤ 20 kB per point. The
 default stays ``"jobs"`` so that small grids keep every point in the job table, as the tour and notebooks use it.
 
 On a cluster, ``grid.server.queue`` with ``grid.input.chunk_size`` splits the grid into ``GridChunk`` queue jobs
