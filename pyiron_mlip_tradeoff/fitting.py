@@ -1287,8 +1287,8 @@ def run_grid(
         on_skip: called with every skipped key (e.g. to advance a progress bar).
         timings: a dict that gets the wall seconds of the parts added up as they run: ``"descriptors"``, ``"sets"``
             (validation and test statistics), ``"leverage"`` (leverage scores of the pool) and ``"subsets"`` (the
-            streamed passes over the draws); the rest of the time is fits, errors and whatever the caller does
-            with the points.
+            streamed passes over the draws), and the CPU seconds of this process of each as ``"<name>_cpu"``; the
+            rest of the time is fits, errors and whatever the caller does with the points.
 
     Yields:
         :class:`GridPoint` in the order of :meth:`GridSpec.keys` (skipped points left out).
@@ -1371,12 +1371,13 @@ class _Clock:
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             if self.timings is not None:
                 self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+                self.timings[f"{name}_cpu"] = self.timings.get(f"{name}_cpu", 0.0) + time.process_time() - cpu
 
     def iterate(self, name: str, items: Iterable) -> Iterator:
         """The items of ``items``, with the time spent producing them (not consuming them) counted as ``name``."""

@@ -452,7 +452,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         folder = self._points_dir()
         descriptors = self._descriptor_sources(dataset, spec) or None
         timings = self._stage_seconds = {}
-        loop_start = time.perf_counter()
+        loop_start, loop_cpu = time.perf_counter(), time.process_time()
         for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors,
                               skip=lambda key: _draw_of(key) not in draws, timings=timings):
             t0 = time.perf_counter()
@@ -473,6 +473,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         if current is not None:
             write_draw(folder, current, rows, np.vstack(coefficients), subset_order(sets.values()))
         timings["points"] = time.perf_counter() - loop_start
+        timings["points_cpu"] = time.process_time() - loop_cpu
         return n, store_seconds + time.perf_counter() - t0
 
     def _table_from_draws(self, spec: GridSpec) -> pd.DataFrame:
