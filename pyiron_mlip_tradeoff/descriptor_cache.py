@@ -144,6 +144,7 @@ class ChunkedDescriptorCache:
         self.n_atoms = np.asarray(m["n_atoms"], dtype=np.int64)
         self.bounds = _bounds(len(self.n_atoms), self.chunk_size)
         self.n_columns = _width({"twojmax": self.twojmax, **self.settings}, len(self.elements))
+        self._finished: dict[int, tuple[tuple, DescriptorStore]] = {}
 
     @property
     def n_configs(self) -> int:
@@ -160,8 +161,19 @@ class ChunkedDescriptorCache:
         return {k: v for k, v in self.settings.items() if k != "twojmax"}
 
     def chunk_store(self, index: int) -> DescriptorStore | None:
-        """The finished store of chunk ``index``, or ``None`` (not computed, half written, or for other structures)."""
+        """The finished store of chunk ``index``, or ``None`` (not computed, half written, or for other structures).
+
+        A finished store is kept while its file is unchanged (same inode, size and modification time), so reading
+        many configurations in many calls opens each chunk's metadata once."""
         path = self.chunk_path(index)
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        known = self._finished.get(index)
+        if known is not None and known[0] == stamp:
+            return known[1]
         if not path.is_file():
             return None
         try:
@@ -170,6 +182,7 @@ class ChunkedDescriptorCache:
             return None
         if store.key != self.chunk_keys[index] or (self.virial and not store.has_virial):
             return None
+        self._finished[index] = (stamp, store)
         return store
 
     def done_chunks(self) -> list[int]:
@@ -236,7 +249,7 @@ class ChunkedDescriptorCache:
             while stop < idx.size and chunk_of[stop] == k:
                 stop += 1
             first = self.bounds[k][0]
-            store = DescriptorStore(self.chunk_path(k))
+            store = self.chunk_store(k)
             for block in store.iter_blocks(idx[start:stop] - first, forces=forces):
                 block.index += first
                 yield block

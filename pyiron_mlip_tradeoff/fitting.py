@@ -8,8 +8,8 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
   level of the dataset (a :class:`FitResult`).
 * :func:`run_grid` — the full factorial (training level × subset size × weight ratio × 2Jmax × sampling ×
   repetition). Descriptors are computed once per 2Jmax, the validation- and test-set statistics once per 2Jmax,
-  the statistics of each training subset once (folded in configuration-index order, so a grid point is exactly the
-  standalone fit of its set whatever order it was drawn in), and every (level × weight) fit comes from those
+  the statistics of all nested subsets of a draw in ONE streamed pass over its largest subset (snapshots of one
+  accumulator at every subset size, :func:`draw_statistics`), and every (level × weight) fit comes from those
   statistics: one SVD least-squares solve per weight serves all training levels, a small
   subset's factorisation is shared by all weights (``regression.fit_weights``), and the errors of all fits of one
   weight come from one matrix product per set. No dense matrix is ever formed.
@@ -40,7 +40,9 @@ Nothing in this module imports pyiron.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,6 +73,8 @@ from .regression import (
     fit,
     fit_weights,
     grouped_statistics,
+    grouped_statistics_for_nested_subsets,
+    statistics_for_nested_subsets,
     statistics_from_blocks,
 )
 
@@ -100,6 +104,7 @@ __all__ = [
     "fit_qsnap",
     "plan_grid",
     "run_grid",
+    "draw_statistics",
 ]
 
 #: the study's energy-to-force weight ratios w_E / w_F
@@ -755,10 +760,17 @@ class FitResult:
     def summary(self) -> dict[str, float]:
         """Flat scalars for tables: ``validation_*``, ``test_*`` and ``train_*`` errors against the reference level
         (NaN for a set that was not evaluated)."""
+        # what error() gives for each set, from the columns as arrays (a grid calls this once per point)
+        e = self.errors
+        keys = ("energy_rmse", "energy_rmse_shifted", "force_rmse", "stress_rmse")
+        base = (e["group"].to_numpy() == ALL) & (e["reference_level"].to_numpy() == self.reference_level)
+        sets = e["set"].to_numpy()
+        columns = {k: e[k].to_numpy() for k in keys}
         out = {}
         for set_name in ("validation", "test", "train"):
-            for key, value in self.error(set_name).items():
-                out[f"{set_name}_{key}"] = value
+            where = np.flatnonzero(base & (sets == set_name))
+            for key in keys:
+                out[f"{set_name}_{key}"] = float(columns[key][where[0]]) if where.size else np.nan
         return out
 
 
@@ -1273,14 +1285,17 @@ def run_grid(
     descriptors: Mapping[int, object] | None = None,
     skip: Callable[[PointKey], bool] | Iterable[PointKey] | None = None,
     on_skip: Callable[[PointKey], None] | None = None,
+    timings: dict | None = None,
 ) -> Iterator[GridPoint]:
     """Compute every point of a validated grid from sufficient statistics; yields one :class:`GridPoint` each.
 
     Per 2Jmax: descriptors of all configurations (from ``descriptors[twojmax]``, else the cache in ``cache_dir``, else
     in memory) and the validation- and test-set statistics, once. Per (sampling, repetition): the leverage scores of
-    the pool (once per sampling method) give a ranking whose prefixes are the subsets; each subset's statistics are
-    folded in configuration-index order (the fit depends on the fold order at the cond × eps level, so a canonical
-    order makes the numbers independent of the draw order). Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
+    the pool (once per sampling method) give a ranking whose prefixes are the subsets; the statistics of all of them
+    come from one streamed pass over the largest (:func:`draw_statistics`: each segment between two subset sizes
+    folded in configuration-index order, snapshots at every size), so a draw costs one QR pass over its largest
+    subset, not one per size. A point equals the standalone fit of its set (``fit_qsnap``, which folds the set in
+    index order in one go) up to rounding of the order of cond × eps. Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
     rows as the subset has, at most 2p + 1), shared by all training levels; for a subset with fewer rows than p the
     factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
     statistics, all training levels of a weight in one product.
@@ -1294,6 +1309,10 @@ def run_grid(
         skip: keys (or a predicate) of points already done: they are not yielded, and subsets whose points are all
             done are not even accumulated.
         on_skip: called with every skipped key (e.g. to advance a progress bar).
+        timings: a dict that gets the wall seconds of the parts added up as they run: ``"descriptors"``, ``"sets"``
+            (validation and test statistics), ``"leverage"`` (leverage scores of the pool) and ``"subsets"`` (the
+            streamed passes over the draws), and the CPU seconds of this process of each as ``"<name>_cpu"``; the
+            rest of the time is fits, errors and whatever the caller does with the points.
 
     Yields:
         :class:`GridPoint` in the order of :meth:`GridSpec.keys` (skipped points left out).
@@ -1320,10 +1339,12 @@ def run_grid(
                 if on_skip is not None:
                     on_skip(k)
             continue
+        clock = _Clock(timings)
         desc = None if descriptors is None else descriptors.get(tj)
         if desc is None:
-            desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
-                                       elements=spec.elements, virial=use_stress, cache_dir=cache_dir)
+            with clock("descriptors"):
+                desc = dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
+                                           elements=spec.elements, virial=use_stress, cache_dir=cache_dir)
         if desc.n_configs != dataset.n_configs:
             raise ValueError(f"descriptors for 2Jmax {tj} cover {desc.n_configs} configurations, the dataset "
                              f"{dataset.n_configs}")
@@ -1332,10 +1353,11 @@ def run_grid(
             offsets = target_offsets(dataset, spec.model_elements, spec.reference_potential, spec.reference_energies)
             offsets_done = True
         common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
-        test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
-        validation_stats = None
-        if spec.validation_indices is not None:
-            validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
+        with clock("sets"):
+            test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
+            validation_stats = None
+            if spec.validation_indices is not None:
+                validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
         scores: dict[str, np.ndarray] = {}
         for sampling in spec.sampling:
             for rep in range(spec.repetitions):
@@ -1352,15 +1374,92 @@ def run_grid(
                         todo[size] = set(pending)
                 if not todo:
                     continue
-                order = _subset_order(spec, desc, sampling, rep, scores)
-                for size in sorted(todo):
-                    # every subset is folded in configuration-index order, as fit_qsnap does: the fit is sensitive
-                    # at the cond × eps level (~1e-10 relative in test errors at 2Jmax 4) to the order rows are
-                    # folded in, so a canonical order makes a grid point exactly the standalone fit of its set,
-                    # whatever order the draw picked its configurations in
-                    stats = set_statistics(dataset, desc, np.sort(order[:size]), **common)
-                    yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats, order[:size],
-                                                  todo[size], sampling, rep, tj, p, reference)
+                with clock("leverage"):
+                    order = _subset_order(spec, desc, sampling, rep, scores)
+                # one streamed pass over the draw: the statistics of every nested subset are snapshots of one
+                # accumulator, taken at every subset size of the grid up to the largest one still wanted (also at
+                # sizes already done, so a point's numbers do not depend on what was skipped)
+                largest = max(todo)
+                sizes = [s for s in spec.subset_sizes if s <= largest]
+                for size, stats in clock.iterate("subsets", draw_statistics(dataset, desc, order, sizes, **common)):
+                    if size in todo:
+                        yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats,
+                                                      order[:size], todo[size], sampling, rep, tj, p, reference)
+
+
+class _Clock:
+    """Adds wall seconds of named parts to a dict (nothing without one)."""
+
+    def __init__(self, timings: dict | None) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            if self.timings is not None:
+                self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+                self.timings[f"{name}_cpu"] = self.timings.get(f"{name}_cpu", 0.0) + time.process_time() - cpu
+
+    def iterate(self, name: str, items: Iterable) -> Iterator:
+        """The items of ``items``, with the time spent producing them (not consuming them) counted as ``name``."""
+        items = iter(items)
+        while True:
+            with self(name):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+
+def draw_statistics(
+    dataset: LadderDataset,
+    descriptors,
+    order: np.ndarray,
+    sizes: Sequence[int],
+    *,
+    offsets: TargetOffsets | None = None,
+    stress: bool = False,
+    grouped: bool = False,
+) -> Iterator[tuple[int, LinearStatistics | GroupedStatistics]]:
+    """Statistics of the nested subsets ``order[:n]`` for every n in ``sizes``, in one streamed pass.
+
+    The configurations between two consecutive sizes (``order[a:b]``) are folded in configuration-index order: the
+    statistics at each size are those of its set whatever the draw's order inside a segment, and the descriptor
+    rows are read in file order (a chunked cache opens each chunk file once per segment, not once per
+    configuration). Memory: one accumulator, O(k²) for k = p + levels + 1, independent of the subset sizes.
+
+    A fit from these statistics equals the standalone fit of the same set (:func:`fit_qsnap`, folded in index
+    order in one go) up to the rounding of the different fold order: relative differences of the order of the
+    condition number × machine epsilon (``tests/test_fitting.py`` checks both against dense SVD least squares).
+
+    Args:
+        dataset, descriptors: labels and descriptor rows of every configuration of the dataset.
+        order: dataset indices in draw order (at least ``max(sizes)`` of them).
+        sizes: strictly increasing subset sizes.
+        offsets, stress, grouped: as for :func:`set_statistics`.
+
+    Yields:
+        ``(size, statistics)``, one per size, each independent of later ones.
+    """
+    order = np.asarray(order, dtype=np.int64)
+    sizes = [int(s) for s in sizes]
+    bounds = [0, *sizes]
+    segments = [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+    def blocks():
+        for segment in segments:
+            yield from labelled_blocks(dataset, descriptors, segment, offsets=offsets, stress=stress)
+
+    levels = tuple(dataset.levels)
+    if grouped:
+        groups = dataset.groups[np.concatenate(segments)].tolist()
+        yield from grouped_statistics_for_nested_subsets(blocks(), groups, sizes, levels=levels)
+    else:
+        yield from statistics_for_nested_subsets(blocks(), sizes, levels=levels)
 
 
 def _errors_many(stats, betas: np.ndarray) -> list:

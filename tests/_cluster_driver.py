@@ -170,6 +170,7 @@ def _grid_input(job, args: dict) -> None:
     job.input.repetitions = int(args["repetitions"])
     job.input.seed = int(args.get("seed", 0))
     job.input.cache_dir = args.get("cache_dir")
+    job.input.point_storage = args.get("point_storage", "jobs")
 
 
 def chunked_grid(args: dict) -> dict:
@@ -195,6 +196,7 @@ def rerun_grid(args: dict) -> dict:
 def _grid_report(pr, name: str, start: float) -> dict:
     job, table, report = _master_report(pr, name, start, "GridChunk")
     report["points"] = {}
+    report["draw_files"] = {p.name: p.stat().st_mtime_ns for p in sorted(job._points_dir().glob("*.h5"))}
     if job.status.finished:
         report["table"] = job.get_table().to_dict(orient="list")
         report["n_computed"] = int(job.output.n_computed)
@@ -203,6 +205,43 @@ def _grid_report(pr, name: str, start: float) -> dict:
         report["points"][row.job] = {"id": int(row.id), "status": row.status, "master_id": int(row.masterid),
                                      "mtime_ns": h5.stat().st_mtime_ns}
     return report
+
+
+def grid_setup(args: dict) -> dict:
+    """Save a chunked ``TradeoffGrid`` (queue and ``chunk_size`` set) without running it; report its draws."""
+    from pyiron_mlip_tradeoff.jobs.grid import grid_draws
+
+    pr = _project(args["project"])
+    job = pr.create.job.TradeoffGrid(args["name"])
+    _grid_input(job, args)
+    _chunk_settings(job, {**args, "cores": 1})
+    job.validate_ready_to_run()
+    job.save()
+    from pyiron_mlip_tradeoff.fitting import dataset_descriptors
+
+    dataset, spec = job._plan()
+    for tj in spec.twojmax:  # as the grid does before it submits chunks: they only read the cache
+        dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element, cache_dir=job._cache_dir())
+    Path(job.working_directory).mkdir(parents=True, exist_ok=True)  # the chunks append to its event log there
+    return {"id": int(job.job_id), "draws": [list(d) for d in grid_draws(spec)]}
+
+
+def run_chunk(args: dict) -> dict:
+    """Make chunk ``args["index"]`` (draws ``args["draws"]``) of a saved grid as its ``GridChunk`` child and run it
+    here, as the queue's wrapper would, after waiting for ``args["start_at"]`` (to line several processes up)."""
+    from pyiron_mlip_tradeoff.jobs.queue import QueueChunk, chunk_job_name
+
+    pr = _project(args["project"])
+    grid = pr.load(args["name"])
+    chunk = QueueChunk(int(args["index"]), [tuple(d) for d in args["draws"]])
+    job = grid._new_chunk_job(chunk, chunk_job_name(grid.job_name, chunk.index))
+    job.master_id = grid.job_id
+    time.sleep(max(0.0, args["start_at"] - time.time()))
+    started = time.time()
+    job.run()
+    job = pr.load(job.job_name)
+    return {"started": started, "finished": time.time(), "status": str(job.status),
+            "computed": list(job.output.computed), "skipped": list(job.output.skipped)}
 
 
 def count(args: dict) -> dict:

@@ -515,6 +515,93 @@ def test_scancel_of_running_grid_chunk_is_resubmitted(pg_env, cluster_dir, small
           f"{report['wall_seconds']:.1f} s in all")
 
 
+# ---- ten chunk writers at once, and a killed chunk, with the points kept in the grid's table ----------------------
+@pytest.mark.parametrize("storage", ["table", "jobs"])
+def test_ten_concurrent_chunk_writers_lose_no_point(pg_env, cluster_dir, small_bundled_l123, storage):
+    """Ten ``GridChunk`` jobs of one grid (one draw of 3 levels × 2 sizes × 2 weight ratios = 12 points each) run at
+    the same moment in ten processes against PostgreSQL, as ten queue slots would (this node's SLURM has two CPUs, so
+    the test starts the ten itself). With ``point_storage = "table"`` each writes its draw's file, with ``"jobs"``
+    its 12 ``QSnapFit`` rows; every chunk ends finished, their runs overlap, and the grid run afterwards finds all
+    120 points stored: it computes nothing and its table has every point once."""
+    project = cluster_dir / f"ten_writers_{storage}"
+    name = f"ten_{storage}"
+    common = {"project": str(project), "name": name, "dataset": small_bundled_l123, "levels": [1, 2, 3],
+              "subset_sizes": [2, 4], "weight_ratios": [5, 50], "sampling": ["random"], "repetitions": 10,
+              "cache_dir": str(project / "cache"), "queue": QUEUE, "chunk_size": 1, "point_storage": storage}
+    setup = _drive("grid_setup", common, pg_env)
+    assert len(setup["draws"]) == 10
+    start_at = time.time() + 15  # all ten past their imports before any writes
+    procs = []
+    for index, draw in enumerate(setup["draws"]):
+        out = project / f".chunk{index}.json"
+        procs.append((_start("run_chunk", {**common, "index": index, "draws": [draw], "start_at": start_at}, pg_env,
+                             out), out))
+    runs = [_finish(proc, out, timeout=600) for proc, out in procs]
+    assert all(r["status"] == "finished" and len(r["computed"]) == 12 and r["skipped"] == [] for r in runs)
+    assert min(r["finished"] for r in runs) > max(r["started"] for r in runs), "the ten writers did not overlap"
+    computed = [n for r in runs for n in r["computed"]]
+    assert len(computed) == len(set(computed)) == 120
+
+    report = _drive("rerun_grid", {"project": str(project), "name": name}, pg_env)
+    assert report["status"] == "finished" and report["n_computed"] == 0
+    table = report["table"]
+    assert sorted(table["job_name"]) == sorted(computed) and np.isfinite(table["test_force_rmse"]).all()
+    if storage == "table":
+        assert len(report["draw_files"]) == 10 and report["points"] == {}
+    else:
+        assert len(report["points"]) == 120 and all(p["status"] == "finished" for p in report["points"].values())
+    print(f"\n{storage}: ten chunk writers at once, overlap "
+          f"{min(r['finished'] for r in runs) - max(r['started'] for r in runs):.1f} s, 120 of 120 points")
+
+
+def test_killed_table_chunk_is_resubmitted_and_computes_only_its_missing_draws(pg_env, cluster_dir,
+                                                                              small_bundled_l123):
+    """``point_storage = "table"``, two ``GridChunk`` SLURM jobs of six draws each. Chunk 0 is cancelled with
+    ``scancel`` once its first draw file is written; the waiting grid sees it leave the queue with draws missing and
+    resubmits it; the second run skips the draws already written (their files untouched) and computes the rest;
+    chunk 1 runs once. The grid's table has all 12 × 60 points."""
+    project = cluster_dir / "table_scancel"
+    project.mkdir(parents=True, exist_ok=True)
+    name = "table_kill"
+    args = {"project": str(project), "name": name, "dataset": small_bundled_l123, "levels": [1, 2, 3],
+            "subset_sizes": [2, 3, 4, 5], "weight_ratios": [5, 10, 12.25, 50, 150], "sampling": ["random"],
+            "repetitions": 12, "queue": QUEUE, "chunk_size": 6, "cache_dir": str(project / "cache"),
+            "point_storage": "table"}
+    out = project / ".table_scancel.json"
+    proc = _start("chunked_grid", args, pg_env, out)
+    chunk0 = f"{name}_chunk00000"
+    _wait_until(lambda: _slurm_id_of(pg_env, chunk0) is not None, proc, 120, "chunk 0 was submitted")
+    killed = _slurm_id_of(pg_env, chunk0)[0]
+    points = project / f"{name}_hdf5" / name / "points"
+    mine = [f"j4_random_r{r}.h5" for r in range(6)]
+
+    def first_written() -> bool:
+        return points.is_dir() and any((points / f).exists() for f in mine)
+
+    _wait_until(first_written, proc, 180, "chunk 0 wrote its first draw")
+    subprocess.run(["scancel", str(killed)], env=pg_env, check=True)
+    _wait_until(lambda: killed not in [i for i, _, _ in _squeue(pg_env)], proc, 60, "chunk 0 left the queue")
+    before = {f: (points / f).stat().st_mtime_ns for f in mine if (points / f).exists()}
+    report = _finish(proc, out, timeout=600)
+
+    assert report["status"] == "finished", report["events"]
+    assert 1 <= len(before) < 6, f"chunk 0 had written {len(before)} of its 6 draws when it was cancelled"
+    died = _chunk_events(report, "died", 0)
+    assert len(died) == 1 and died[0]["queue_id"] == killed and len(died[0]["missing"]) == 60 * (6 - len(before))
+    assert [e["chunk"] for e in _chunk_events(report, "submitted")] == [0, 1, 0]
+    first = report["chunks"][chunk0]
+    assert len(first["skipped"]) == 60 * len(before) and len(first["computed"]) == 60 * (6 - len(before))
+    assert not set(first["skipped"]) & set(first["computed"])
+    assert len(first["slurm_logs"]) == 2 and "CANCELLED" in first["slurm_logs"][f"slurm-{killed}.out"]
+    second = report["chunks"][f"{name}_chunk00001"]
+    assert len(second["computed"]) == 360 and second["skipped"] == [] and len(second["slurm_logs"]) == 1
+    assert {f: report["draw_files"][f] for f in before} == before  # written once, never again
+    assert len(report["draw_files"]) == 12 and report["points"] == {}
+    assert len(report["table"]["job_name"]) == 720 and np.isfinite(report["table"]["test_force_rmse"]).all()
+    print(f"\nscancel of table chunk 0 after {len(before)} of its 6 draws -> resubmitted, "
+          f"{report['wall_seconds']:.1f} s in all")
+
+
 # ---- faults ----------------------------------------------------------------------------------------------------
 def test_unreachable_database_clear_error_nothing_written(pg_env, cluster_dir):
     """The database goes away after pyiron connected (cut proxy): creating a ladder fails within seconds with

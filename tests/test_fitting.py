@@ -100,15 +100,32 @@ def test_grid_points_equal_single_fits(small_dataset, desc4):
         small = next(p for p in points if p.sampling == sampling and p.subset_size == 2 and p.repetition == 1)
         large = next(p for p in points if p.sampling == sampling and p.subset_size == 5 and p.repetition == 1)
         assert set(small.result.train_indices) <= set(large.result.train_indices)
-    # every point is the fit of its training set (subsets with fewer rows than columns, all of these, are folded in
-    # index order like fit_qsnap, so the numbers are the same to rounding)
+    # every point is the fit of its training set: the grid folds a draw's nested subsets in one pass (segments
+    # between subset sizes), the standalone fit (what QSnapFit and grid.get_fit refit) the set in index order in one
+    # go. The rank-deficient fits of these tiny subsets (fewer rows than p = 120) are determined only up to rounding
+    # in directions of tiny singular values, so the coefficients may differ at the 1e-6 level; both give the
+    # predictions of dense SVD least squares on every row to the same 1e-6 as fit_qsnap itself (RTOL), and the
+    # errors agree to 1e-8 relative.
+    test_block = concatenate_blocks(labelled_blocks(small_dataset, desc4, spec.test_indices))
+    train_rows = {}
     for p in points[::7]:
         single = fit_qsnap(small_dataset, p.result.train_indices, p.key[0], p.key[4], p.key[5], twojmax=4,
                            test_indices=spec.test_indices, descriptors=desc4,
                            validation_indices=spec.validation_indices)
-        np.testing.assert_allclose(p.result.coefficients, single.coefficients, rtol=1e-9, atol=1e-12)
+        beta = _dense(small_dataset, desc4, p.result.train_indices, spec.test_indices, p.key[0], p.key[4],
+                      p.key[5])[0]
+        key = tuple(p.result.train_indices)
+        if key not in train_rows:
+            train_rows[key] = concatenate_blocks(labelled_blocks(small_dataset, desc4, p.result.train_indices))
+        for block in (test_block, train_rows[key]):
+            def predict(b, block=block):
+                return np.concatenate([block.energy_rows @ b, block.force_rows @ b])
+
+            ref = predict(beta)
+            for ours in (p.result.coefficients, single.coefficients):
+                assert np.linalg.norm(predict(ours) - ref) <= RTOL * np.linalg.norm(ref)
         np.testing.assert_allclose(p.result.errors[["energy_rmse", "force_rmse"]].to_numpy(),
-                                   single.errors[["energy_rmse", "force_rmse"]].to_numpy(), rtol=1e-9, atol=1e-6)
+                                   single.errors[["energy_rmse", "force_rmse"]].to_numpy(), rtol=1e-8, atol=1e-6)
     # skipping finished points: nothing is recomputed for them
     done = {p.key for p in points[:10]}
     rest = list(run_grid(small_dataset, spec, descriptors={4: desc4}, skip=done))
