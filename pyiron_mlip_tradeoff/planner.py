@@ -64,7 +64,7 @@ from ase import Atoms
 from .cost_model import CostModel, cost_features
 from .dataset import LadderDataset
 from .descriptors import compute_descriptors
-from .fitting import labelled_blocks
+from .fitting import check_weight, labelled_blocks
 from .learning_curves import LearningCurve, fit_learning_curve
 from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, leverage_scores, ranking, repetition_rng
 from .precision import PrecisionLevel
@@ -86,17 +86,10 @@ ROWS_PER_COLUMN = 1.5
 
 
 def _positive(name: str, value, allow_none: bool = False) -> float | None:
+    """``value`` as a positive finite float (``fitting.check_weight``), or None when allowed."""
     if value is None and allow_none:
         return None
-    if isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number, got {value!r}") from None
-    if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name} must be a positive, finite number, got {value!r}")
-    return v
+    return check_weight(name, value)
 
 
 def _count(name: str, value, minimum: int) -> int:

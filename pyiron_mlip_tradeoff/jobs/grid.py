@@ -402,9 +402,12 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         finally:
             bar.close()
         rows += new_rows
-        n_computed = len(new_rows)
+        self._finish_run(_table_in_grid_order(rows, spec), spec, len(new_rows), store_seconds, start)
+
+    def _finish_run(self, table, spec: GridSpec, n_computed: int, store_seconds: float, start: float) -> None:
+        """Store the table and the run's figures (seconds, storage ms per point, stages) and mark the grid finished."""
         out = self.output
-        out.table = _table_in_grid_order(rows, spec)
+        out.table = table
         out.n_points = int(spec.n_points)
         out.n_computed = int(n_computed)
         out.seconds = time.perf_counter() - start
@@ -427,16 +430,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
                                                                       on_point=lambda: bar.update(1))
         finally:
             bar.close()
-        out = self.output
-        out.table = self._table_from_draws(spec)
-        out.n_points = int(spec.n_points)
-        out.n_computed = int(n_computed)
-        out.seconds = time.perf_counter() - start
-        out.store_seconds = store_seconds
-        out.compute_seconds = out.seconds - store_seconds
-        out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
-        out.stage_seconds = dict(getattr(self, "_stage_seconds", {}))
-        mark_finished(self)
+        self._finish_run(self._table_from_draws(spec), spec, n_computed, store_seconds, start)
 
     def _compute_and_store_table(self, dataset: LadderDataset, spec: GridSpec, draws: set, cache_dir: str,
                                  on_point=None) -> tuple[int, float]:
