@@ -212,17 +212,15 @@ def test_scancel_of_running_chunk_is_detected_and_resubmitted(pg_env, cluster_di
     project.mkdir(parents=True, exist_ok=True)
     store = project / "ladder_hdf5" / "ladder" / "units"  # calculations are stored under their fingerprints
 
-    def stored() -> list[Path]:
-        return sorted(store.glob("*.json"))
-
     args = {"project": str(project), "name": "ladder", "queue": QUEUE, "chunk_size": 2, "structures": "fault",
             "levels": [1, 2]}  # chunk 0: the 2-atom and the 8-atom cell at level 1; chunk 1: both at level 2
     out = project / ".scancel.json"
     proc = _start("chunked_ladder", args, pg_env, out)
-    _wait_until(lambda: len(stored()) >= 1, proc, 180, "chunk 0 stored its first calculation")
+    # chunk 1 runs beside chunk 0 on the node's other CPU, so wait for chunk 0's own first calculation
+    first, second = _unit_paths(store, "fault", [1], [(0, 1), (1, 1)])
+    _wait_until(first.exists, proc, 180, "chunk 0 stored its first calculation")
     found = _slurm_id_of(pg_env, "ladder_chunk00000")
-    assert found is not None and len(stored()) == 1, "chunk 0 finished before it could be cancelled"
-    (first,) = stored()
+    assert found is not None and not second.exists(), "chunk 0 finished before it could be cancelled"
     first_stat = first.stat()
     subprocess.run(["scancel", str(found[0])], env=pg_env, check=True)
     report = _finish(proc, out)
@@ -239,6 +237,19 @@ def test_scancel_of_running_chunk_is_detected_and_resubmitted(pg_env, cluster_di
     assert first.stat().st_mtime_ns == first_stat.st_mtime_ns and first.stat().st_ino == first_stat.st_ino
     assert np.isfinite(report["energy"]).all() and not np.asarray(report["failed"]).any()
     print(f"\nscancel of chunk 0 (SLURM job {found[0]}) -> resubmitted, {report['wall_seconds']:.1f} s in all")
+
+
+def _unit_paths(store: Path, kind: str, levels: list[int], wanted: list[tuple[int, int]]) -> list[Path]:
+    """Where the ladder's unit store keeps the calculation of (configuration, level) for each of ``wanted``, for
+    the driver's structures ``kind`` (files are named by fingerprint, so they are found through the ladder's plan)."""
+    from _cluster_driver import _structures
+
+    from pyiron_mlip_tradeoff.ladder import plan_units, validate_ladder_input
+
+    structures, resolved, options = validate_ladder_input(_structures(kind), levels, "gpaw", {}, 1)
+    units = {(u.config, u.level.level): u.path
+             for u in plan_units(structures, resolved, store.parent, "gpaw", options)}
+    return [units[key] for key in wanted]
 
 
 def _cancel_queued_chunk_and_drain(env: dict, chunk_name: str) -> None:
