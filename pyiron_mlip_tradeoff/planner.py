@@ -657,6 +657,28 @@ class Planner:
         return LadderDataset([self.pool[i] for i in idx], self._energy[r, idx][None, :],
                              self._forces[r, atoms][None, :, :], levels=[self.levels[level]])
 
+    def computed_dataset(self, wanted: Mapping[int, Sequence[int]]) -> tuple[LadderDataset, dict[int, int]]:
+        """The calculations told so far that ``wanted`` ({level: pool indices}) asks for, as one ``LadderDataset``.
+
+        Configurations in pool order, levels as wanted; a configuration not computed at a level is ``missing``
+        there, a failed one ``failed``; seconds as told (CPU seconds where recorded). Also returns {pool index:
+        its position in the dataset, -1 if absent}.
+        """
+        levels = sorted(int(lv) for lv in wanted)
+        rows = [self._row[lv] for lv in levels]
+        told = self._done | self._failed
+        configs = sorted({int(i) for lv, r in zip(levels, rows, strict=True) for i in wanted[lv] if told[r, i]})
+        idx = np.asarray(configs, dtype=np.int64)
+        atoms = np.concatenate([np.arange(self._offsets[i], self._offsets[i + 1]) for i in idx] or [[]]).astype(int)
+        position = dict.fromkeys(range(len(self.pool)), -1)
+        position.update({i: k for k, i in enumerate(configs)})
+        dataset = LadderDataset(
+            [self.pool[i] for i in idx], self._energy[np.ix_(rows, idx)], self._forces[rows][:, atoms],
+            levels=[self.levels[lv] for lv in levels], seconds=self._seconds[np.ix_(rows, idx)],
+            failed=self._failed[np.ix_(rows, idx)], missing=~told[np.ix_(rows, idx)],
+        )
+        return dataset, position
+
     def _training_set(self, level: int) -> list[int]:
         r = self._row[level]
         return [i for i in self.training_order if self._done[r, i]]

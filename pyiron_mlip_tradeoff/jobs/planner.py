@@ -35,7 +35,7 @@ from ..dataset import LadderDataset
 from ..precision import PrecisionLevel
 from .base import StructureInputJob, mark_finished, to_builtin
 
-__all__ = ["RecipePlanner", "recipe_dataset"]
+__all__ = ["RecipePlanner"]
 
 #: statuses from which ``plan.run()`` continues an interrupted planner instead of refusing
 _RESUMABLE = ("running", "aborted", "collect", "suspended", "refresh", "busy")
@@ -189,15 +189,13 @@ class RecipePlanner(StructureInputJob):
         Path(self.working_directory).mkdir(parents=True, exist_ok=True)
         md_speeds = self._md_speeds() if self.input.min_md_speed is not None else None
         planner = self._planner(md_speeds)
-        names, answers = [], []
+        names = []
         while (request := planner.next_request()) is not None:
             name = f"{self.job_name}_{len(names):03d}_{request.stage}_L{request.level}"
-            results = self._answer(name, request)
-            planner.tell(request, results)
+            planner.tell(request, self._answer(name, request))
             names.append(name)
-            answers.append((request, results))
         report = planner.report()
-        fit = self._final_fit(report, answers, planner.pool)
+        fit = self._final_fit(report, planner)
         self._store_output(report, names, fit)
         mark_finished(self)
 
@@ -244,7 +242,7 @@ class RecipePlanner(StructureInputJob):
             speeds[tj] = float(job.output.atom_steps_per_second)
         return speeds
 
-    def _final_fit(self, report, answers: list, pool: list):
+    def _final_fit(self, report, planner):
         """The chosen recipe as a ``QSnapFit`` child (``<name>_fit``): its training configurations at its level and
         the validation set at the reference level, each only at the level computed; ``None`` without a recipe."""
         recipe = report.recipe
@@ -256,7 +254,7 @@ class RecipePlanner(StructureInputJob):
         train = [int(i) for i in recipe.indices]
         validation = [int(i) for i in report.validation_indices if i not in set(train)]
         wanted = {recipe.level: train, report.reference_level: validation}
-        dataset, positions = recipe_dataset(answers, pool, wanted)
+        dataset, positions = planner.computed_dataset(wanted)
         elements = self._elements()
         fit.input.dataset = dataset
         fit.input.training_level = int(recipe.level)
@@ -311,53 +309,3 @@ class RecipePlanner(StructureInputJob):
             raise RuntimeError(f"planner {self.job_name!r} found no recipe: {list(self.output.messages)}")
         return self.project.load(name)
 
-
-def recipe_dataset(answers: list, pool: list, wanted: Mapping[int, list[int]]) -> tuple[LadderDataset, dict]:
-    """The calculations a recipe needs, from a planner's answered requests, as one ``LadderDataset``.
-
-    Args:
-        answers: ``(request, results)`` pairs, ``results`` a one-level ``LadderDataset`` of the request's pool
-            configurations in request order.
-        pool: the candidate structures.
-        wanted: {level: pool indices needed at that level}.
-
-    Returns:
-        The dataset (configurations in pool order, levels as wanted; a configuration not computed at a level is
-        ``missing`` there, a failed one ``failed``) and {pool index: its position in the dataset, -1 if absent}.
-    """
-    found: dict[tuple[int, int], tuple[LadderDataset, int]] = {}
-    settings = {}
-    for request, results in answers:
-        for j, i in enumerate(request.indices):
-            found[(int(request.level), int(i))] = (results, j)
-        settings[int(request.level)] = results.level_settings[int(request.level)]
-    levels = sorted(wanted)
-    configs = sorted({i for lv in levels for i in wanted[lv] if (lv, i) in found})
-    position = {i: -1 for i in range(len(pool))}
-    position.update({i: k for k, i in enumerate(configs)})
-    structures = [pool[i] for i in configs]
-    n_atoms = np.array([len(s) for s in structures], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(n_atoms)])
-    shape = (len(levels), len(configs))
-    energy, seconds, core = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
-    forces, stress = np.full((len(levels), int(offsets[-1]), 3), np.nan), np.full(shape + (6,), np.nan)
-    missing, failed = np.ones(shape, dtype=bool), np.zeros(shape, dtype=bool)
-    for li, lv in enumerate(levels):
-        for k, i in enumerate(configs):
-            if (lv, i) not in found:
-                continue
-            results, j = found[(lv, i)]
-            r = results.level_index(lv)
-            missing[li, k] = False
-            if results.failed[r, j]:
-                failed[li, k] = True
-                continue
-            energy[li, k] = results.energy[r, j]
-            forces[li, offsets[k]:offsets[k + 1]] = results.forces[r, results.atom_offsets[j]:results.atom_offsets[j + 1]]
-            if results.stress is not None:
-                stress[li, k] = results.stress[r, j]
-            seconds[li, k] = np.nan if results.seconds is None else results.seconds[r, j]
-            core[li, k] = np.nan if results.core_seconds is None else results.core_seconds[r, j]
-    dataset = LadderDataset(structures, energy, forces, levels=[settings[lv] for lv in levels], seconds=seconds,
-                            stress=stress, core_seconds=core, failed=failed, missing=missing)
-    return dataset, position
