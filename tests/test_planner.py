@@ -10,7 +10,13 @@ from pyiron_mlip_tradeoff.cost_model import CostModel, cost_features
 from pyiron_mlip_tradeoff.dataset import load_bundled
 from pyiron_mlip_tradeoff.learning_curves import fit_learning_curve
 from pyiron_mlip_tradeoff.planner import Planner, PlannerTargets, Request
-from pyiron_mlip_tradeoff.planner_replay import ReplayEngine, recipe_test_errors, replay_sets, run_plan
+from pyiron_mlip_tradeoff.planner_replay import (
+    ReplayEngine,
+    recipe_test_errors,
+    replay_sets,
+    run_plan,
+    true_cheapest,
+)
 from pyiron_mlip_tradeoff.precision import PrecisionLevel
 
 
@@ -61,6 +67,7 @@ def _pool(bundled, n=60):
     ({"twojmax_values": (5,)}, "even integers"),
     ({"energy_weights": (0.0,)}, "w_E/w_F"),
     ({"safety": -1.0}, "safety"),
+    ({"cv_folds": 1}, "cv_folds"),
 ])
 def test_bad_planner_options(bundled, options, match):
     targets = PlannerTargets(100.0, 500.0)
@@ -266,3 +273,46 @@ def test_tiny_pool_on_three_levels_finishes(bundled):
     assert report.finished and not report.targets_met
     assert "pool is used up" in report.messages[-1]
     assert report.cost_model is not None and set(report.dft_errors) == {1, 2, 3}
+
+
+def test_default_validation_set_is_the_pilot(bundled):
+    """By default the pilot's reference-level calculations are the whole validation set: no extra stage."""
+    candidates, _, _, _ = replay_sets(bundled)
+    planner = Planner([bundled.structures[i] for i in candidates], bundled.level_settings, PlannerTargets(150, 800),
+                      twojmax_values=(4,))
+    assert planner.validation_indices == planner.pilot_indices and len(planner.pilot_indices) == 6
+    engine = ReplayEngine(bundled, candidates)
+    stages = []
+    while (request := planner.next_request()) is not None and request.stage == "pilot":
+        stages.append(request.level)
+        planner.tell(request, engine(request))
+    assert sorted(stages) == list(bundled.levels)  # every level once
+    assert request is not None and request.stage == "recipe"  # straight from the pilot to training
+    # with a larger validation set the extra configurations are asked for at the reference level only
+    planner = Planner([bundled.structures[i] for i in candidates], bundled.level_settings, PlannerTargets(150, 800),
+                      twojmax_values=(4,), validation_size=9)
+    engine = ReplayEngine(bundled, candidates)
+    while (request := planner.next_request()).stage == "pilot":
+        planner.tell(request, engine(request))
+    assert request.stage == "validation" and request.level == 6 and len(request.indices) == 3
+
+
+def test_true_cheapest_is_judged_on_the_test_set():
+    """The replay's true answer is the cheapest recipe whose test errors (median over draws) meet the targets; the
+    grid's own validation choice can differ. Two recipes × two draws: the cheap one looks good on validation only."""
+    import pandas as pd
+
+    rows = []
+    for level, cost, val, tst in ((2, 100.0, 50.0, 90.0), (4, 400.0, 55.0, 60.0)):
+        for rep in range(2):
+            rows.append({"training_level": level, "subset_size": 20, "sampling": "block", "repetition": rep,
+                         "weight_ratio": 5.0, "energy_weight": 5.0, "force_weight": 1.0, "twojmax": 4,
+                         "n_train": 20, "dft_seconds": cost + rep, "reference_level": 6,
+                         "validation_energy_rmse": val, "validation_force_rmse": 3 * val,
+                         "test_energy_rmse": tst, "test_force_rmse": 3 * tst})
+    table = pd.DataFrame(rows)
+    targets = PlannerTargets(70.0, 210.0)
+    truth = true_cheapest(table, targets)
+    choice = true_cheapest(table, targets, judged_on="validation")
+    assert truth.targets_met and truth.training_level == 4 and truth.cost == pytest.approx(400.5)
+    assert choice.targets_met and choice.training_level == 2 and choice.cost == pytest.approx(100.5)

@@ -55,8 +55,9 @@ class RecipePlanner(StructureInputJob):
         min_md_speed: optional target MD speed, atom-timesteps/s (measured with ``MDSpeed`` probes per 2Jmax).
         max_twojmax: optional largest 2Jmax.
         budget_seconds: optional DFT budget, CPU seconds, for everything the planner computes.
-        validation_size: configurations computed at the reference level to validate the recipe.
-        pilot_size: configurations of the pilot at every level.
+        validation_size: configurations computed at the reference level to validate the recipe, the pilot's
+            included (default 6: the pilot itself).
+        pilot_size: configurations of the pilot at every level (default 6, as the planning core).
         twojmax_values: the 2Jmax the planner considers.
         element / elements: the model's element(s) (as ``QSnapFit``).
         seed: integer seed of every random choice.
@@ -86,8 +87,8 @@ class RecipePlanner(StructureInputJob):
         self.input.min_md_speed = None
         self.input.max_twojmax = None
         self.input.budget_seconds = None
-        self.input.validation_size = 20
-        self.input.pilot_size = 10
+        self.input.validation_size = 6
+        self.input.pilot_size = 6
         self.input.twojmax_values = [4, 6]
         self.input.element = None
         self.input.elements = None
