@@ -986,7 +986,7 @@ class _TriangularSingularValues:
 
     def values(self) -> np.ndarray:
         if self._values is None:
-            self._values = scipy.linalg.svdvals(self._factor, check_finite=False)
+            self._values = scipy.linalg.svdvals(np.triu(self._factor), check_finite=False)
             self._factor = None
         return self._values
 
@@ -1145,15 +1145,14 @@ def _triangular_solve(
     used_rcond = default_rcond(n_rows_full, p) if rcond is None else float(rcond)
     cut = max(used_rcond, default_rcond(n_rows_full, p))
     top = _combined_factor(stats, weights)
-    r = np.triu(top[:p, :p])
-    z = top[:p, p:]
-    inverse, info = scipy.linalg.lapack.dtrtri(r, lower=0)
+    r = np.asfortranarray(top[:p, :p])  # upper triangular: ?tpqrt never writes below the diagonal of the zeros
+    inverse, info = scipy.linalg.lapack.dtrtri(r, lower=0)  # (the zeros below the diagonal stay zeros)
     if info != 0:  # an exactly zero diagonal entry: singular
         return None
-    kappa = float(np.linalg.norm(r) * np.linalg.norm(np.triu(inverse)))
+    kappa = float(scipy.linalg.norm(r, check_finite=False) * scipy.linalg.norm(inverse, check_finite=False))
     if not np.isfinite(kappa) or kappa * TRIANGULAR_SAFETY * cut > 1.0:
         return None
-    beta = scipy.linalg.solve_triangular(r, z, check_finite=False)
+    beta = scipy.linalg.solve_triangular(r, top[:p, p:], check_finite=False)
     return beta, _TriangularSingularValues(r), p, used_rcond
 
 
