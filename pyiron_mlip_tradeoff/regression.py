@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.linalg
 
-from .qr import StreamedQR, default_batch_rows, triangular_factor
+from .qr import StreamedQR, default_batch_rows, fold_into_triangle, triangular_factor
 
 __all__ = [
     "EV_PER_A3_IN_GPA",
@@ -1090,8 +1090,6 @@ def _solve_stacked(
 #: the triangular route is taken only when every singular value of the weighted system is provably at least this
 #: factor above the cut-off (dimensionless; see ``_triangular_solve``)
 TRIANGULAR_SAFETY = 2.0
-#: block size of LAPACK ``?tpqrt`` (columns per block; measured: 32–64 equally fast at p = 496 and 1,596)
-_TPQRT_BLOCK = 48
 
 
 def _combined_factor(stats: LinearStatistics, weights: Sequence[float]) -> np.ndarray:
@@ -1099,8 +1097,8 @@ def _combined_factor(stats: LinearStatistics, weights: Sequence[float]) -> np.nd
     ``[w_E [X_E|Y_E]; w_F [X_F|Y_F]; w_V [X_V|Y_V]]`` (parts of weight 0 left out): its leading p × p block is the R
     and its top p rows of the target columns the z = Qᵀ y of the weighted least-squares problem.
 
-    Built from the parts' factors with LAPACK's triangular-pentagonal QR (``?tpqrt``): the weighted force factor
-    (r_F × k, upper trapezoidal, padded with zero rows) is the triangle, the weighted energy factor without its ones
+    Built from the parts' factors with LAPACK's triangular-pentagonal QR (``qr.fold_into_triangle``): the weighted
+    force factor (r_F × k, upper trapezoidal, padded with zero rows) is the triangle, the weighted energy factor without its ones
     column (r_E × k: one dense row of column means above an upper trapezoid) and the stress factor (upper
     trapezoidal) are folded in as pentagons. That costs about (2/3) k³ per folded part instead of a dense QR of the
     stack (≈ (10/3) p³) or its SVD (``gelsd``, ≈ 10× more, measured).
@@ -1114,12 +1112,7 @@ def _combined_factor(stats: LinearStatistics, weights: Sequence[float]) -> np.nd
     if wv > 0:
         pentagons.append((wv * stats.stress.factor, stats.stress.factor.shape[0]))
     for rows, trapezoid in pentagons:
-        if rows.shape[0] == 0:
-            continue
-        top, _, _, info = scipy.linalg.lapack.dtpqrt(trapezoid, min(_TPQRT_BLOCK, k), top, rows,
-                                                     overwrite_a=True, overwrite_b=True)
-        if info != 0:  # only on an argument error, a bug here
-            raise RuntimeError(f"LAPACK dtpqrt failed with info={info}")
+        top = fold_into_triangle(top, rows, trapezoid)
     return top
 
 

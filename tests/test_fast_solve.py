@@ -12,6 +12,7 @@ import pytest
 from dense_reference import dense_fit, dense_group_fit, dense_weighted_system
 from test_regression import LEVELS, P, make_blocks, rel
 
+from pyiron_mlip_tradeoff.qr import StreamedQR, fold_into_triangle
 from pyiron_mlip_tradeoff.regression import (
     TRIANGULAR_SAFETY,
     ConfigurationBlock,
@@ -176,3 +177,31 @@ def test_singular_values_are_computed_once_per_weight(data):
     first, second = fits[LEVELS[0]], fits[LEVELS[1]]
     assert first._singular_values is second._singular_values  # one lazy source for all levels of the weight
     assert first.singular_values is second.singular_values
+
+
+def test_fold_into_triangle_equals_a_dense_qr_of_the_stack():
+    """The ?tpqrt fold (streamed QR updates once R is square, and the combined factor of the fits) gives the R of a
+    dense QR of ``[T; B]`` up to the signs of its rows, for plain rows and for a trapezoid of rows."""
+    rng = np.random.default_rng(3)
+    k = 30
+    t = np.triu(rng.normal(size=(k, k)))
+    for rows, trapezoid in ((rng.normal(size=(70, k)), 0), (np.triu(rng.normal(size=(k, k))), k),
+                            (np.vstack([rng.normal(size=(1, k)), np.triu(rng.normal(size=(k - 1, k)))]), k - 1)):
+        dense = np.linalg.qr(np.vstack([t, rows]), mode="r")
+        folded = fold_into_triangle(np.asfortranarray(t), rows.copy(), trapezoid)
+        assert np.array_equal(np.tril(folded, -1), np.zeros((k, k)))
+        signs = np.sign(np.diag(folded)) * np.sign(np.diag(dense))
+        np.testing.assert_allclose(signs[:, None] * folded, dense, rtol=0, atol=1e-12 * np.abs(dense).max())
+
+
+def test_streamed_qr_does_not_write_into_a_factor_it_was_given():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(60, 8))
+    first = StreamedQR(8, batch_rows=8)
+    first.update(x[:30])
+    given = np.asfortranarray(first.r)
+    kept = given.copy()
+    restarted = StreamedQR(8, r=given, n_rows=30, batch_rows=8)
+    restarted.update(x[30:])
+    assert np.array_equal(given, kept)
+    np.testing.assert_allclose(restarted.r.T @ restarted.r, x.T @ x, rtol=1e-10, atol=1e-10)
