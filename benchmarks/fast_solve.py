@@ -1,6 +1,6 @@
 """Benchmark: the per-point solve of the grid — triangular route vs the SVD route it replaces where it is safe.
 
-    nice -n 10 python benchmarks/fast_solve.py --cache ../gridscale/benchmarks/_cache --configs 2000 --twojmax 6
+    nice -n 10 python benchmarks/fast_solve.py --configs 2000 --twojmax 6   # --cache: where study_scale.py's pool is
 
 On the study-sized benchmark pool of ``benchmarks/study_scale.py`` (SYNTHETIC labels, time only; its pool, dataset and
 chunked descriptor cache must exist in ``--cache``), for training subsets of the given sizes drawn at random from the
@@ -13,7 +13,8 @@ training half of the pool: the statistics of each subset once, then the six weig
 
 interleaved and repeated, one BLAS thread, median seconds per solve printed with their ratio. Also: how many of the
 solves took the triangular route, the largest relative difference of coefficients and of the weighted training
-residual norm (what the errors are computed from) between the two, and where it stands, a plain SVD of the combined
+residual norm (what the errors are computed from; not for a set with fewer rows than columns, which both fit exactly)
+between the two, and where it stands, a plain SVD of the combined
 factor (what ``LinearFit.singular_values`` costs when asked for on the triangular route) and one SVD per subset
 shared by all weights (the alternative that was measured and not chosen). The last line holds the figures as
 ``key=value``.
@@ -76,6 +77,8 @@ def measure(stats, repeats: int) -> dict:
         worst_beta = max(worst_beta, float(np.max(np.linalg.norm(ours_beta - beta, axis=0)
                                                   / np.linalg.norm(beta, axis=0))))
         a, b, _ = _weighted_system(stats, w)
+        if a.shape[0] < a.shape[1]:  # fewer rows than columns: fitted exactly, the residual is rounding noise
+            continue
         res_ours, res_ref = (np.linalg.norm(a @ x - b, axis=0) for x in (ours_beta, beta))
         worst_res = max(worst_res, float(np.max(np.abs(res_ours - res_ref) / res_ref)))
     p = stats.n_params
@@ -95,7 +98,7 @@ def main() -> None:
                         help="folder of study_scale.py's pool, dataset and descriptor caches")
     parser.add_argument("--configs", type=int, default=2000)
     parser.add_argument("--twojmax", type=int, default=6)
-    parser.add_argument("--sizes", default="100,999", help="training subset sizes (configurations), comma separated")
+    parser.add_argument("--sizes", default="10,100,999", help="training subset sizes (configurations), comma separated")
     parser.add_argument("--repeats", type=int, default=3, help="timings per solve (median)")
     args = parser.parse_args()
 

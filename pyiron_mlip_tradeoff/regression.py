@@ -51,7 +51,7 @@ solution (``LinearFit.solver`` says which was taken):
 * **triangular**: the weighted part factors are combined into one p × p triangular factor R by LAPACK's
   triangular-pentagonal QR (``?tpqrt``); when ‖R‖_F ‖R⁻¹‖_F — an upper bound of the condition number — shows every
   singular value at least twice the cut-off, nothing would be dropped and β follows by back-substitution
-  (about a tenth of the SVD route's time, measured);
+  (4.7× and 7.1× faster than the SVD route at p = 120 and 496, ``benchmarks/fast_solve.py``);
 * **svd**: otherwise (and for ridge), LAPACK's SVD-based least squares (``gelsd``, as ``numpy.linalg.lstsq``) on the
   stacked system, dropping the singular values below the cut-off.
 
@@ -1101,7 +1101,7 @@ def _combined_factor(stats: LinearStatistics, weights: Sequence[float]) -> np.nd
     force factor (r_F × k, upper trapezoidal, padded with zero rows) is the triangle, the weighted energy factor without its ones
     column (r_E × k: one dense row of column means above an upper trapezoid) and the stress factor (upper
     trapezoidal) are folded in as pentagons. That costs about (2/3) k³ per folded part instead of a dense QR of the
-    stack (≈ (10/3) p³) or its SVD (``gelsd``, ≈ 10× more, measured).
+    stack (≈ (10/3) p³) or its SVD least squares (``gelsd``, several times that).
     """
     we, wf, wv = weights
     k = stats.n_params + stats.n_levels
@@ -1209,12 +1209,14 @@ def _fit_pairs(
     m ≥ p rows, per weight: first the triangular route (``_triangular_solve``: the parts' factors combined by a
     triangular-pentagonal QR, then back-substitution) when the combined factor is provably well-conditioned with
     respect to the cut-off, so the truncated SVD would drop nothing; otherwise (or with ridge) one ``gelsd`` solve
-    of the stacked system, exactly as before the triangular route existed. Measured on the study pool at 2,000
-    configurations the triangular route costs about a tenth of ``gelsd`` (p = 496: 3.5 vs 36.5 ms; p = 1,596: 78 vs
-    886 ms). One decomposition per training set shared by all weights (an SVD of the force-whitened energy rows,
-    after which each weight is O(p² L)) was measured too and not chosen: that SVD alone (42 ms at p = 496) costs more
-    than the triangular route for all six weight ratios of the grid (6 × 3.5 ms), and it would not carry the
-    cut-off over exactly. With m < p rows (a small set): the unweighted rows of the parts used are factored once,
+    of the stacked system, exactly as before the triangular route existed. Measured on the study-sized benchmark
+    pool at 2,000 configurations (``benchmarks/fast_solve.py``, the six weight ratios of the study): 3.7 ms per
+    solve against 26.1 ms for ``gelsd`` at p = 496 (all triangular), 0.25 against 1.18 ms at p = 120; at p = 1,596
+    some large subsets with large energy weights do drop singular values and take ``gelsd`` (141 against 533 ms per
+    solve at 100 configurations, 5 of 6 triangular). One decomposition per training set shared by all weights (an
+    SVD of the combined factor, after which each weight is O(p² L)) was measured too and not chosen: that SVD alone
+    (33 ms at p = 496, 1.08 s at p = 1,596) costs more than the triangular route for all six weight ratios, and it
+    would not carry the cut-off over exactly. With m < p rows (a small set): the unweighted rows of the parts used are factored once,
     ``[A_E; A_F; A_V] = L Q`` (L: m × m lower triangular, Q: m × p with orthonormal rows). A weighting only scales
     rows, ``[w_E A_E; w_F A_F; w_V A_V] = (D L) Q`` with D diagonal, so each weight needs only the m × m problem
     ``(D L) y ≈ D b`` and β = Qᵀ y. The singular values of D L are those of the weighted system (Q has orthonormal
