@@ -16,7 +16,8 @@ solves took the triangular route, the largest relative difference of coefficient
 residual norm (what the errors are computed from; not for a set with fewer rows than columns, which both fit exactly)
 between the two, and where it stands, a plain SVD of the combined
 factor (what ``LinearFit.singular_values`` costs when asked for on the triangular route) and one SVD per subset
-shared by all weights (the alternative that was measured and not chosen). The last line holds the figures as
+shared by all weights (the alternative that was measured and not chosen), and how far the triangular route's bound
+‖R‖_F ‖R⁻¹‖_F lies above the condition number σ_max / σ_min. The last line holds the figures as
 ``key=value``.
 """
 
@@ -82,10 +83,15 @@ def measure(stats, repeats: int) -> dict:
         res_ours, res_ref = (np.linalg.norm(a @ x - b, axis=0) for x in (ours_beta, beta))
         worst_res = max(worst_res, float(np.max(np.abs(res_ours - res_ref) / res_ref)))
     p = stats.n_params
+    bound_over_kappa = []  # ‖R‖_F ‖R⁻¹‖_F (the triangular route's bound) over σ_max / σ_min, from R's own SVD
+    for w in weights:
+        s = scipy.linalg.svdvals(np.triu(np.asarray(_combined_factor(stats, w))[:p, :p]), check_finite=False)
+        bound_over_kappa.append(float(np.sqrt(np.sum(s**2) * np.sum(s**-2.0)) / (s[0] / s[-1])))
     r = np.triu(np.asarray(_combined_factor(stats, weights[0]))[:p, :p])
     return {
         "ours": statistics.median(ours_s) / len(weights), "svd": statistics.median(svd_s) / len(weights),
         "routes": [next(iter(f.values())).solver for f in fits], "worst_beta": worst_beta, "worst_res": worst_res,
+        "bound_over_kappa": max(bound_over_kappa),
         "tpqrt": _median_seconds(lambda: _combined_factor(stats, weights[0]), repeats)[0],
         "svdvals": _median_seconds(lambda: scipy.linalg.svdvals(r, check_finite=False), repeats)[0],
         "shared": _median_seconds(lambda: scipy.linalg.svd(r, check_finite=False), repeats)[0],
@@ -141,6 +147,7 @@ def main() -> None:
           f"max_rel_coefficient_diff={max(m['worst_beta'] for m in results):.1e} "
           f"max_rel_residual_diff={max(m['worst_res'] for m in results):.1e} tpqrt_ms={mean_ms('tpqrt'):.2f} "
           f"svdvals_ms={mean_ms('svdvals'):.2f} shared_svd_ms={mean_ms('shared'):.2f} "
+          f"max_bound_over_condition={max(m['bound_over_kappa'] for m in results):.2f} "
           f"p={desc.n_columns} configs={args.configs} twojmax={args.twojmax}")
 
 

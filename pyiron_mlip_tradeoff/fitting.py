@@ -1299,8 +1299,8 @@ def run_grid(
     index order in one go) up to rounding of the order of cond × eps. Per (subset, weight ratio): one least-squares
     solve of the stacked weighted factors (at most as many rows as the subset has, at most 2p + 1) shared by all
     training levels — by back-substitution on their combined triangular factor when that is provably
-    well-conditioned against the cut-off, else by SVD (``regression._fit_pairs``); for a subset with fewer rows than p the
-    factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
+    well-conditioned against the cut-off, else by SVD (``regression._fit_pairs``); for a subset with fewer rows
+    than p the factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
     statistics, all training levels of a weight in one product.
 
     Args:

@@ -3,8 +3,8 @@
 For a matrix M (n × k) that arrives a few rows at a time, :class:`StreamedQR` keeps only the upper-trapezoidal
 factor R of M = Q R (min(n, k) × k; Q is never formed). Rows are buffered and folded in by a QR of ``[R; buffer]``
 (once R is a full k × k triangle, by LAPACK's triangular-pentagonal QR, :func:`fold_into_triangle`, which leaves the
-zeros of R alone); two factors of disjoint row sets merge by a QR of ``[R₁; R₂]``. Both steps use orthogonal transformations only,
-so the result is exact up to rounding and does not depend on the order or grouping of the rows: RᵀR = MᵀM, and
+zeros of R alone); two factors of disjoint row sets merge by a QR of ``[R₁; R₂]``. Both steps use orthogonal
+transformations only, so the result is exact up to rounding and does not depend on the order or grouping of the rows: RᵀR = MᵀM, and
 ‖M v‖ = ‖R v‖ for every vector v.
 
 This one class serves the leverage scores (the R of the descriptor rows, :mod:`~pyiron_mlip_tradeoff.leverage`)

@@ -67,7 +67,7 @@ RMSE, as FitSNAP's metrics).
 Cost: each update is a QR of a (min(rows so far, k) + new rows) × k matrix with k = p + L (+1), so streaming n rows in
 batches of at least k rows costs about as much as one dense QR of all rows, and memory is O(k²) per part (per group)
 independent of the number of configurations. A fit costs O(p³) independent of the number of rows: (2/3) k³ per
-folded part plus (1/3) p³ for the bound on the triangular route, about ten times that on the SVD route.
+folded part plus (1/3) p³ for the bound on the triangular route, several times that on the SVD route.
 
 Nothing in this module imports pyiron.
 """
@@ -991,10 +991,6 @@ class _TriangularSingularValues:
         return self._values
 
 
-#: the routes of :attr:`LinearFit.solver`
-SOLVERS = ("triangular", "svd", "ridge")
-
-
 @dataclass(frozen=True)
 class LinearFit:
     """Result of a weighted fit.
@@ -1007,8 +1003,9 @@ class LinearFit:
         singular_values: singular values of the weighted design, descending: the min(n_rows, p) singular values
             of the full weighted matrix (computed from the stacked factors; rows of weight 0 are not part of it).
             On the ``"triangular"`` route they are computed on first access from the combined p × p factor (an SVD
-            of it costs about five times the triangular solve itself, so a grid that never reads them does not pay
-            for them); the constructor takes either the values or that lazy source, positionally.
+            of it costs two to four times the triangular solve itself, ``benchmarks/fast_solve.py``, so a grid that
+            never reads them does not pay for them); the constructor takes either the values or that lazy source,
+            positionally.
         rcond: relative cut-off that was used (None with ridge).
         ridge: Tikhonov parameter λ, or None.
         stress_weight: w_V (0: stress rows not used).
@@ -1098,9 +1095,9 @@ def _combined_factor(stats: LinearStatistics, weights: Sequence[float]) -> np.nd
     and its top p rows of the target columns the z = Qᵀ y of the weighted least-squares problem.
 
     Built from the parts' factors with LAPACK's triangular-pentagonal QR (``qr.fold_into_triangle``): the weighted
-    force factor (r_F × k, upper trapezoidal, padded with zero rows) is the triangle, the weighted energy factor without its ones
-    column (r_E × k: one dense row of column means above an upper trapezoid) and the stress factor (upper
-    trapezoidal) are folded in as pentagons. That costs about (2/3) k³ per folded part instead of a dense QR of the
+    force factor (r_F × k, upper trapezoidal, padded with zero rows) is the triangle, the weighted energy factor
+    without its ones column (r_E × k: one dense row of column means above an upper trapezoid) and the stress factor
+    (upper trapezoidal) are folded in as pentagons. That costs about (2/3) k³ per folded part instead of a dense QR of the
     stack (≈ (10/3) p³) or its SVD least squares (``gelsd``, several times that).
     """
     we, wf, wv = weights
@@ -1124,7 +1121,7 @@ def _triangular_solve(
 
     With R the combined p × p factor (:func:`_combined_factor`), κ_F = ‖R‖_F ‖R⁻¹‖_F is an upper bound of the
     condition number σ_max / σ_min (‖R‖_F ≥ σ_max and ‖R⁻¹‖_F = (Σ σᵢ⁻²)^½ ≥ 1 / σ_min; on the study pool within
-    1.3× of it, measured). If κ_F · TRIANGULAR_SAFETY · c ≤ 1 with c = max(rcond, the default cut-off), every
+    1.3× of it, ``benchmarks/fast_solve.py``). If κ_F · TRIANGULAR_SAFETY · c ≤ 1 with c = max(rcond, the default cut-off), every
     singular value is at least TRIANGULAR_SAFETY (= 2) times the cut-off: the SVD route would keep all of them, and
     its result is the plain least-squares solution R⁻¹ z. The factor 2 leaves rounding a margin of c · σ_max
     ≥ eps · max(n_rows, p) · σ_max, far more than the backward error of either factorisation seen in practice; the
@@ -1216,7 +1213,9 @@ def _fit_pairs(
     solve at 100 configurations, 5 of 6 triangular). One decomposition per training set shared by all weights (an
     SVD of the combined factor, after which each weight is O(p² L)) was measured too and not chosen: that SVD alone
     (33 ms at p = 496, 1.08 s at p = 1,596) costs more than the triangular route for all six weight ratios, and it
-    would not carry the cut-off over exactly. With m < p rows (a small set): the unweighted rows of the parts used are factored once,
+    would not carry the cut-off over exactly.
+
+    With m < p rows (a small set): the unweighted rows of the parts used are factored once,
     ``[A_E; A_F; A_V] = L Q`` (L: m × m lower triangular, Q: m × p with orthonormal rows). A weighting only scales
     rows, ``[w_E A_E; w_F A_F; w_V A_V] = (D L) Q`` with D diagonal, so each weight needs only the m × m problem
     ``(D L) y ≈ D b`` and β = Qᵀ y. The singular values of D L are those of the weighted system (Q has orthonormal
