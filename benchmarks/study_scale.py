@@ -6,7 +6,8 @@
 
 Stages:
 
-1. **Pool** (cached in ``benchmarks/_cache/``, git-ignored): configuration i is a supercell of 40–60 atoms of one of
+1. **Pool** (cached in ``benchmarks/_cache/``, git-ignored, or in the folder ``--cache`` names, with its dataset and
+   descriptor caches next to it): configuration i is a supercell of 40–60 atoms of one of
    400 cells drawn by the package's structure generator (:func:`~pyiron_mlip_tradeoff.structures.generate_candidates`,
    up to 16 atoms), strained (±2 %) and rattled (0.03 Å) with a generator seeded by i, so a pool of N is the first N
    configurations of every larger pool. Labels for six precision levels are **SYNTHETIC**: energies and forces of
@@ -61,6 +62,8 @@ import numpy as np  # noqa: E402
 from ase import Atoms  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / "_cache"
+#: the grids' pyiron projects and JSON hand-overs (always here, also with ``--cache``)
+WORK = CACHE / "work"
 POOL_FORMAT = 1
 N_LEVELS = 6
 N_SEED_CELLS = 400
@@ -160,16 +163,16 @@ class StudyPool:
         return energies, forces
 
 
-def build_pool(n_configs: int, seed: int = 17) -> StudyPool:
-    """The pool of ``n_configs`` configurations with SYNTHETIC labels, built once and cached."""
+def build_pool(n_configs: int, seed: int = 17, cache: Path = CACHE) -> StudyPool:
+    """The pool of ``n_configs`` configurations with SYNTHETIC labels, built once and cached in ``cache``."""
     import h5py
 
     from pyiron_mlip_tradeoff.structures import generate_candidates
 
-    path = CACHE / f"study_pool_{n_configs}_seed{seed}_v{POOL_FORMAT}.h5"
+    path = cache / f"study_pool_{n_configs}_seed{seed}_v{POOL_FORMAT}.h5"
     if path.is_file():
         return StudyPool(path)
-    CACHE.mkdir(parents=True, exist_ok=True)
+    cache.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     seeds, _ = generate_candidates(N_SEED_CELLS, seed=seed, max_atoms=16)
     structures = [_configuration(i, seeds, seed) for i in range(n_configs)]
@@ -245,9 +248,10 @@ def descriptor_stage(pool_path: str, n_configs: int, twojmax: int, chunk_size: i
 
     pool = StudyPool(Path(pool_path), n_configs)
     name = f"{Path(pool_path).stem}_n{n_configs}_2j{twojmax}_c{chunk_size}"
-    shutil.rmtree(CACHE / "descriptors" / name, ignore_errors=True)
+    folder = Path(pool_path).parent / "descriptors"  # next to the pool
+    shutil.rmtree(folder / name, ignore_errors=True)
     start = time.perf_counter()
-    cache = compute_chunked_descriptors(CACHE / "descriptors", pool, twojmax, chunk_size=chunk_size,
+    cache = compute_chunked_descriptors(folder, pool, twojmax, chunk_size=chunk_size,
                                         n_workers=workers, name=name)
     seconds = time.perf_counter() - start
     assert cache.complete
@@ -282,7 +286,7 @@ def study_dataset(pool_path: Path, n_configs: int):
     """The pool as a :class:`LadderDataset` (levels 1–6, SYNTHETIC labels), cached next to the pool."""
     from pyiron_mlip_tradeoff.dataset import LadderDataset
 
-    path = CACHE / f"{pool_path.stem}_n{n_configs}_dataset.h5"
+    path = pool_path.parent / f"{pool_path.stem}_n{n_configs}_dataset.h5"
     if path.is_file():
         return LadderDataset.load(path), path
     pool = StudyPool(pool_path, n_configs)
@@ -493,14 +497,14 @@ def run_slurm(args, pool_path: Path, cache_path: Path) -> dict | None:
     table = f"jobs_bench_{uuid.uuid4().hex[:10]}"
     db = {k: v for k, v in env.items() if k.startswith("PYIRONSQ") or k == "PYIRONUSER"}
     db["PYIRONSQLTABLENAME"] = table
-    resources = CACHE / "work" / "slurm_resources"
+    resources = WORK / "slurm_resources"
     write_slurm_queue_config(resources / "queues", partition="local", queue="local",
                              environment={**db, "PYTHONPATH": env.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1",
                                           "OPENBLAS_NUM_THREADS": "1"})
     env.update(db, PYIRONRESOURCEPATHS=str(resources))
     cmd = [sys.executable, __file__, "--stage", "slurm", "--pool", str(pool_path), "--configs", str(args.configs),
            "--twojmax", str(args.twojmax), "--sampling", args.sampling, "--desc-cache", str(cache_path),
-           "--slurm-draws", str(args.slurm_draws), "--work", str(CACHE / "work" / "slurm")]
+           "--slurm-draws", str(args.slurm_draws), "--work", str(WORK / "slurm")]
     load = os.getloadavg()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     try:
@@ -568,6 +572,7 @@ def main() -> None:
     parser.add_argument("--slurm-draws", type=int, default=0,
                         help="draws of the 1 vs 2 SLURM workers measurement (0: not measured; needs "
                              "bash scripts/services.sh start)")
+    parser.add_argument("--cache", help="folder of the pool, its dataset and its chunked descriptor caches (default benchmarks/_cache; e.g. another worktree's). With existing files and --reuse-descriptors nothing is written there; the grids' work folders stay in benchmarks/_cache/work")
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--desc-cache", help=argparse.SUPPRESS)
     parser.add_argument("--grid-json", help=argparse.SUPPRESS)
@@ -586,7 +591,7 @@ def main() -> None:
     if args.configs < 8:
         sys.exit("--configs must be at least 8")
 
-    pool = build_pool(args.configs)
+    pool = build_pool(args.configs, cache=Path(args.cache).resolve() if args.cache else CACHE)
     n_atoms = pool.n_atoms_all
     print(f"pool: {len(pool)} configurations, {n_atoms.min()}–{n_atoms.max()} atoms (mean {n_atoms.mean():.1f}), "
           f"{N_LEVELS} levels; {pool.note}")
@@ -604,8 +609,8 @@ def main() -> None:
     from pyiron_mlip_tradeoff.descriptor_cache import ChunkedDescriptorCache
 
     name = f"{pool.path.stem}_n{len(pool)}_2j{args.twojmax}_c{args.chunk_size}"
-    record_path = CACHE / f"descriptor_record_{name}.json"
-    cache_path = CACHE / "descriptors" / name
+    record_path = pool.path.parent / f"descriptor_record_{name}.json"
+    cache_path = pool.path.parent / "descriptors" / name
     reuse = (args.reuse_descriptors and record_path.is_file() and (cache_path / "manifest.json").is_file()
              and ChunkedDescriptorCache(cache_path).complete)
     if reuse:
@@ -642,8 +647,9 @@ def main() -> None:
             str(args.twojmax), "--draws", str(args.draws), "--sampling", args.sampling, "--desc-cache",
             str(cache_path), "--dense-rows", str(args.dense_rows)]
     load_before = os.getloadavg()
-    grid = run_measured([*base, "--stage", "grid", "--work", str(CACHE / "work" / f"grid_{name}")])
-    grid_json = CACHE / "work" / f"grid_{name}.json"
+    grid = run_measured([*base, "--stage", "grid", "--work", str(WORK / f"grid_{name}")])
+    WORK.mkdir(parents=True, exist_ok=True)
+    grid_json = WORK / f"grid_{name}.json"
     grid_json.write_text(json.dumps(grid))
     draws, study = args.draws, study_draws(args.twojmax)
     sizes = grid["sizes"]
@@ -684,7 +690,7 @@ def main() -> None:
 
     vs_dense, worst, ms_jobs = float("nan"), float("nan"), float("nan")
     if not args.skip_compare:
-        cmp = run_measured([*base, "--stage", "compare", "--work", str(CACHE / "work" / f"compare_{name}"),
+        cmp = run_measured([*base, "--stage", "compare", "--work", str(WORK / f"compare_{name}"),
                             "--grid-json", str(grid_json), *([] if args.compare_storage else ["--no-compare-storage"])])
         for storage in ("jobs", "table") if args.compare_storage else ():
             c = cmp[storage]

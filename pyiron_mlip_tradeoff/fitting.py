@@ -10,7 +10,8 @@ already per atom) and the sufficient-statistics least squares of :mod:`~pyiron_m
   repetition). Descriptors are computed once per 2Jmax, the validation- and test-set statistics once per 2Jmax,
   the statistics of all nested subsets of a draw in ONE streamed pass over its largest subset (snapshots of one
   accumulator at every subset size, :func:`draw_statistics`), and every (level × weight) fit comes from those
-  statistics: one SVD least-squares solve per weight serves all training levels, a small
+  statistics: one least-squares solve per weight serves all training levels (back-substitution on the combined
+  triangular factor when nothing would be dropped, else an SVD solve; ``regression._fit_pairs``), a small
   subset's factorisation is shared by all weights (``regression.fit_weights``), and the errors of all fits of one
   weight come from one matrix product per set. No dense matrix is ever formed.
   It yields one :class:`GridPoint` per grid point.
@@ -1295,9 +1296,11 @@ def run_grid(
     come from one streamed pass over the largest (:func:`draw_statistics`: each segment between two subset sizes
     folded in configuration-index order, snapshots at every size), so a draw costs one QR pass over its largest
     subset, not one per size. A point equals the standalone fit of its set (``fit_qsnap``, which folds the set in
-    index order in one go) up to rounding of the order of cond × eps. Per (subset, weight ratio): one SVD least-squares solve of the stacked weighted factors (at most as many
-    rows as the subset has, at most 2p + 1), shared by all training levels; for a subset with fewer rows than p the
-    factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
+    index order in one go) up to rounding of the order of cond × eps. Per (subset, weight ratio): one least-squares
+    solve of the stacked weighted factors (at most as many rows as the subset has, at most 2p + 1) shared by all
+    training levels — by back-substitution on their combined triangular factor when that is provably
+    well-conditioned against the cut-off, else by SVD (``regression._fit_pairs``); for a subset with fewer rows
+    than p the factorisation is also shared by all weight ratios. Errors on the subset and on the test set from their
     statistics, all training levels of a weight in one product.
 
     Args:

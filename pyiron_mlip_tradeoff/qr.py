@@ -1,9 +1,10 @@
 """A streamed, mergeable QR factorisation of a tall matrix given in row blocks.
 
 For a matrix M (n × k) that arrives a few rows at a time, :class:`StreamedQR` keeps only the upper-trapezoidal
-factor R of M = Q R (min(n, k) × k; Q is never formed). Rows are buffered and folded in by a QR of ``[R; buffer]``;
-two factors of disjoint row sets merge by a QR of ``[R₁; R₂]``. Both steps use orthogonal transformations only,
-so the result is exact up to rounding and does not depend on the order or grouping of the rows: RᵀR = MᵀM, and
+factor R of M = Q R (min(n, k) × k; Q is never formed). Rows are buffered and folded in by a QR of ``[R; buffer]``
+(once R is a full k × k triangle, by LAPACK's triangular-pentagonal QR, :func:`fold_into_triangle`, which leaves the
+zeros of R alone); two factors of disjoint row sets merge by a QR of ``[R₁; R₂]``. Both steps use orthogonal
+transformations only, so the result is exact up to rounding and does not depend on the order or grouping of the rows: RᵀR = MᵀM, and
 ‖M v‖ = ‖R v‖ for every vector v.
 
 This one class serves the leverage scores (the R of the descriptor rows, :mod:`~pyiron_mlip_tradeoff.leverage`)
@@ -20,7 +21,10 @@ from collections.abc import Iterable
 import numpy as np
 from scipy.linalg.lapack import get_lapack_funcs
 
-__all__ = ["StreamedQR", "triangular_factor", "default_batch_rows"]
+__all__ = ["StreamedQR", "triangular_factor", "fold_into_triangle", "default_batch_rows"]
+
+#: columns per block of LAPACK ``?tpqrt`` (32–64 measured equally fast for k = 500 and 1,600)
+TPQRT_BLOCK = 48
 
 
 def triangular_factor(stacked: np.ndarray) -> np.ndarray:
@@ -40,6 +44,36 @@ def triangular_factor(stacked: np.ndarray) -> np.ndarray:
     if info != 0:
         raise np.linalg.LinAlgError(f"LAPACK geqrf failed (info={info})")
     return np.triu(qr[: min(m, k)])
+
+
+def fold_into_triangle(triangle: np.ndarray, rows: np.ndarray, trapezoid_rows: int = 0) -> np.ndarray:
+    """The k × k upper-triangular R' with R'ᵀR' = TᵀT + BᵀB, by LAPACK's triangular-pentagonal QR (``?tpqrt``).
+
+    Args:
+        triangle: T, k × k; only its upper triangle is read. Overwritten when Fortran-ordered.
+        rows: B, m × k; its last ``trapezoid_rows`` rows are upper trapezoidal (row i of them zero left of column
+            i, e.g. another triangle: ``trapezoid_rows = k``), and only those entries are read. Overwritten.
+        trapezoid_rows: as above (0: B is a plain block of rows).
+
+    Returns:
+        R' in a k × k Fortran-ordered array whose part below the diagonal is left as it was in ``triangle`` (zeros
+        stay zeros).
+
+    The same Householder reflections as a QR of ``[T; B]``, without touching T's zeros: about 2 m k² flops for
+    plain rows (a dense QR of the stack costs 2 (k + m) k² − (2/3) k³: measured 1.2–1.3× slower for m = 4k and 3–5×
+    for m = 200 rows, k = 500 and 1,600) and (2/3) k³ for a triangle of rows.
+    """
+    k = triangle.shape[1]
+    if triangle.shape[0] != k or rows.shape[1] != k:
+        raise ValueError(f"need a square triangle and rows of its width, got {triangle.shape} and {rows.shape}")
+    if rows.shape[0] == 0:
+        return np.asfortranarray(triangle)
+    (tpqrt,) = get_lapack_funcs(("tpqrt",), (triangle, rows))
+    out, _, _, info = tpqrt(int(trapezoid_rows), min(TPQRT_BLOCK, k), triangle, rows, overwrite_a=True,
+                            overwrite_b=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK tpqrt failed (info={info})")
+    return out
 
 
 def default_batch_rows(k: int) -> int:
@@ -104,6 +138,15 @@ class StreamedQR:
 
     def _flush(self) -> None:
         if not self._buffer:
+            return
+        if len(self._r) == self.n_columns:  # a full triangle: fold the rows in, its zeros untouched
+            rows = np.empty((self._buffered, self.n_columns), order="F")
+            start = 0
+            for block in self._buffer:
+                rows[start : start + len(block)] = block
+                start += len(block)
+            self._buffer, self._buffered = [], 0
+            self._r = fold_into_triangle(np.asfortranarray(np.triu(self._r)), rows)  # a copy: r may be shared
             return
         stacked = np.empty((len(self._r) + self._buffered, self.n_columns), order="F")  # factored in place
         start = 0
