@@ -76,6 +76,17 @@ def fold_into_triangle(triangle: np.ndarray, rows: np.ndarray, trapezoid_rows: i
     return out
 
 
+def _fortran_stack(blocks: Iterable[np.ndarray], n_columns: int) -> np.ndarray:
+    """The row blocks stacked into one new Fortran-ordered array (what LAPACK factors in place)."""
+    blocks = list(blocks)
+    out = np.empty((sum(len(b) for b in blocks), n_columns), order="F")
+    start = 0
+    for block in blocks:
+        out[start : start + len(block)] = block
+        start += len(block)
+    return out
+
+
 def default_batch_rows(k: int) -> int:
     """Rows to buffer before a QR update of a k-column factor: 4k (a QR of 5k × k rows costs little more per row
     than one of all rows at once), but no more than about 64 MB of buffer, and never fewer than k."""
@@ -139,22 +150,12 @@ class StreamedQR:
     def _flush(self) -> None:
         if not self._buffer:
             return
+        blocks, self._buffer, self._buffered = self._buffer, [], 0
         if len(self._r) == self.n_columns:  # a full triangle: fold the rows in, its zeros untouched
-            rows = np.empty((self._buffered, self.n_columns), order="F")
-            start = 0
-            for block in self._buffer:
-                rows[start : start + len(block)] = block
-                start += len(block)
-            self._buffer, self._buffered = [], 0
-            self._r = fold_into_triangle(np.asfortranarray(np.triu(self._r)), rows)  # a copy: r may be shared
-            return
-        stacked = np.empty((len(self._r) + self._buffered, self.n_columns), order="F")  # factored in place
-        start = 0
-        for block in (self._r, *self._buffer):
-            stacked[start : start + len(block)] = block
-            start += len(block)
-        self._buffer, self._buffered = [], 0
-        self._r = triangular_factor(stacked)
+            self._r = fold_into_triangle(np.asfortranarray(np.triu(self._r)),  # a copy: r may be shared
+                                         _fortran_stack(blocks, self.n_columns))
+        else:
+            self._r = triangular_factor(_fortran_stack([self._r, *blocks], self.n_columns))  # factored in place
 
     def merge(self, *others: StreamedQR) -> None:
         """Fold in the factors of other, disjoint rows (computed elsewhere): one QR of ``[R; R₁; R₂; …]``."""

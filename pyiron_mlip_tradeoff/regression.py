@@ -1132,8 +1132,9 @@ def _triangular_solve(
         ``(β (p, n_levels), lazy singular values, rank p, rcond used)`` or None.
     """
     p = stats.n_params
-    used_rcond = default_rcond(n_rows_full, p) if rcond is None else float(rcond)
-    cut = max(used_rcond, default_rcond(n_rows_full, p))
+    default = default_rcond(n_rows_full, p)
+    used_rcond = default if rcond is None else float(rcond)
+    cut = max(used_rcond, default)
     top = _combined_factor(stats, weights)
     r = np.asfortranarray(top[:p, :p])  # upper triangular: ?tpqrt never writes below the diagonal of the zeros
     inverse, info = scipy.linalg.lapack.dtrtri(r, lower=0)  # (the zeros below the diagonal stay zeros)
@@ -1190,8 +1191,9 @@ def _check_fit_input(stats, energy_weight, force_weight, stress_weight, rcond, r
     return (we, wf, wv), rcond, ridge
 
 
-def _fits(stats, weights, beta, s, rank, rcond, ridge, solver) -> dict[Hashable, LinearFit]:
+def _fits(stats, weights, beta, s, rank, rcond, ridge, triangular: bool = False) -> dict[Hashable, LinearFit]:
     we, wf, wv = weights
+    solver = "triangular" if triangular else "svd" if ridge is None else "ridge"
     return {lv: LinearFit(beta[:, i].copy(), lv, we, wf, rank, s, rcond, ridge, wv, None, solver)
             for i, lv in enumerate(stats.levels)}
 
@@ -1240,11 +1242,11 @@ def _fit_pairs(
                 n_full = _n_rows_weighted(stats, w)
                 solved = None if rd is not None else _triangular_solve(stats, w, n_full, rc)
                 if solved is not None:
-                    out[i] = _fits(stats, w, *solved, rd, "triangular")
+                    out[i] = _fits(stats, w, *solved, rd, triangular=True)
                     continue
                 a, b, _ = _weighted_system(stats, w)
                 beta, s, rank, used = _solve_stacked(a, b, n_full, rc, rd)
-                out[i] = _fits(stats, w, beta, s, rank, used, rd, "svd" if rd is None else "ridge")
+                out[i] = _fits(stats, w, beta, s, rank, used, rd)
             continue
         a, b, counts = _weighted_system(stats, [1.0 if used else 0.0 for used in used_parts])
         q, r = scipy.linalg.qr(a.T, mode="economic", overwrite_a=True, check_finite=False)  # aᵀ = q r: a = rᵀ qᵀ
@@ -1259,7 +1261,7 @@ def _fit_pairs(
             beta = q @ y
             if rd is not None:
                 rank = p
-            out[i] = _fits(stats, w, beta, s, rank, used, rd, "svd" if rd is None else "ridge")
+            out[i] = _fits(stats, w, beta, s, rank, used, rd)
     return out
 
 
