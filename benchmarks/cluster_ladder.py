@@ -115,13 +115,8 @@ def main() -> None:
             print(f"{mode:>6}: {walls[mode]:7.1f} s wall ({detail})")
         print(f"SLURM / local wall time: {walls['slurm'] / walls['local']:.2f}")
     finally:
-        import psycopg2
-
-        host, _, port = services["PYIRONSQHOST"].partition(":")
-        with psycopg2.connect(host=host, port=int(port or 5432), dbname=services["PYIRONSQLDATABASE"],
-                              user=services["PYIRONUSER"], password=services["PYIRONSQLUSERKEY"]) as conn:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+        with cluster.postgres_connection(services) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
         subprocess.run(["rm", "-rf", str(folder)], check=False)
     os._exit(0)  # pyiron's database watchdog thread would keep the interpreter alive for its idle timeout
 

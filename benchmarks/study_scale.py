@@ -484,7 +484,7 @@ def run_slurm(args, pool_path: Path, cache_path: Path) -> dict | None:
     """The 1 vs 2 SLURM workers measurement, with the services of ``scripts/services.sh`` (None if they are down)."""
     import uuid
 
-    from pyiron_mlip_tradeoff.cluster import write_slurm_queue_config
+    from pyiron_mlip_tradeoff.cluster import postgres_connection, write_slurm_queue_config
 
     script = Path(__file__).resolve().parents[1] / "scripts" / "services.sh"
     if subprocess.run(["bash", str(script), "status"], capture_output=True).returncode != 0:
@@ -508,13 +508,8 @@ def run_slurm(args, pool_path: Path, cache_path: Path) -> dict | None:
     load = os.getloadavg()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     try:
-        import psycopg2
-
-        host, _, port = env["PYIRONSQHOST"].partition(":")
-        with psycopg2.connect(host=host, port=int(port or 5432), dbname=env["PYIRONSQLDATABASE"],
-                              user=env["PYIRONUSER"], password=env["PYIRONSQLUSERKEY"]) as conn:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+        with postgres_connection(env) as conn, conn.cursor() as cur:
+            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
     except Exception as err:  # the figures stand; the table is only left behind
         print(f"(could not drop the benchmark's job table {table}: {err})")
     if proc.returncode:

@@ -10,6 +10,9 @@ pyiron reads the first ``queues/queue.yaml`` it finds among its resource paths, 
 ``<resource path>/queues`` and put that resource path first (``PYIRONRESOURCEPATHS`` or ``RESOURCE_PATHS`` in
 ``~/.pyiron``).
 
+:func:`postgres_connection` opens the PostgreSQL database that pyiron's settings name (e.g. to drop a project's job
+table after a study).
+
 Nothing here imports pyiron.
 """
 
@@ -21,7 +24,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["SLURM_TEMPLATE", "write_slurm_queue_config"]
+__all__ = ["SLURM_TEMPLATE", "write_slurm_queue_config", "postgres_connection"]
 
 #: jinja template of the SLURM submission script (``{{...}}`` are filled by pysqa, ``@...@`` by us)
 SLURM_TEMPLATE = """#!/bin/bash
@@ -88,3 +91,20 @@ def write_slurm_queue_config(
         f"  {queue}: {{cores_max: {cores_max}, cores_min: 1, run_time_max: {int(run_time_max)}, script: slurm.sh}}\n"
     )
     return yaml_path
+
+
+def postgres_connection(settings: Mapping[str, str]):
+    """A ``psycopg2`` connection to the PostgreSQL database named by pyiron's settings.
+
+    Args:
+        settings: pyiron's environment settings: ``PYIRONSQHOST`` (``host`` or ``host:port``, default port 5432),
+            ``PYIRONSQLDATABASE``, ``PYIRONUSER``, ``PYIRONSQLUSERKEY``.
+
+    Used as ``with postgres_connection(settings) as conn, conn.cursor() as cur: …``, the ``with`` commits (or rolls
+    back) the transaction; close the connection yourself when done with it.
+    """
+    import psycopg2
+
+    host, _, port = settings["PYIRONSQHOST"].partition(":")
+    return psycopg2.connect(host=host, port=int(port or 5432), dbname=settings["PYIRONSQLDATABASE"],
+                            user=settings["PYIRONUSER"], password=settings["PYIRONSQLUSERKEY"])

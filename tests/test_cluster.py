@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pyiron_mlip_tradeoff.cluster import postgres_connection, write_slurm_queue_config
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "services.sh"
 DRIVER = Path(__file__).with_name("_cluster_driver.py")
@@ -81,8 +83,6 @@ def cluster_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def pg_env(services, cluster_dir):
     """Environment pointing pyiron at the PostgreSQL server, with a job table of its own for this session."""
-    from pyiron_mlip_tradeoff.cluster import write_slurm_queue_config
-
     table = f"jobs_test_{uuid.uuid4().hex[:10]}"
     db = {k: v for k, v in services.items() if k.startswith("PYIRON")}
     db.update(PYIRONSQLTABLENAME=table, PYIRONCONNECTIONTIMEOUT="0")
@@ -91,13 +91,8 @@ def pg_env(services, cluster_dir):
     env = _base_env(cluster_dir)
     env.update(db, PYIRONRESOURCEPATHS=str(resources), SLURM_CONF=services["SLURM_CONF"])
     yield env
-    import psycopg2
-
-    host, _, port = services["PYIRONSQHOST"].partition(":")
-    with psycopg2.connect(host=host, port=int(port or 5432), dbname=services["PYIRONSQLDATABASE"],
-                          user=services["PYIRONUSER"], password=services["PYIRONSQLUSERKEY"]) as conn:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP TABLE IF EXISTS "{table}"')
+    with postgres_connection(services) as conn, conn.cursor() as cur:
+        cur.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
 def _sqlite_env(folder: Path) -> dict:
@@ -388,14 +383,9 @@ def small_bundled_l123(cluster_dir) -> str:
 
 
 def _pg_query(env: dict, sql: str, params: tuple = ()) -> list[tuple]:
-    import psycopg2
-
-    host, _, port = env["PYIRONSQHOST"].partition(":")
-    with psycopg2.connect(host=host, port=int(port or 5432), dbname=env["PYIRONSQLDATABASE"],
-                          user=env["PYIRONUSER"], password=env["PYIRONSQLUSERKEY"]) as conn:
-        with conn.cursor() as cur:
-            cur.execute(sql.replace("TABLE", f'"{env["PYIRONSQLTABLENAME"]}"'), params)
-            return cur.fetchall()
+    with postgres_connection(env) as conn, conn.cursor() as cur:
+        cur.execute(sql.replace("TABLE", f'"{env["PYIRONSQLTABLENAME"]}"'), params)
+        return cur.fetchall()
 
 
 def _stored_points(env: dict, grid: str) -> dict[str, int]:

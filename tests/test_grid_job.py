@@ -187,17 +187,23 @@ def test_grid_resumes_after_interrupt(project, dataset_file, monkeypatch):
     ],
 )
 def test_grid_bad_input(project, dataset_file, monkeypatch, change, match):
+    _assert_refused_before_work(project, dataset_file, monkeypatch, "bad_grid", change, match)
+
+
+def _assert_refused_before_work(project, dataset_file, monkeypatch, name, change, match):
+    """A grid with ``change`` applied to its input raises ValueError(match) on run, before LAMMPS starts and before
+    the job is saved."""
     def fail(*args, **kwargs):
         raise AssertionError("LAMMPS was started")
 
     monkeypatch.setattr(descriptors_module, "_lammps_instance", fail)
-    grid = _grid(project, dataset_file, "bad_grid")
+    grid = _grid(project, dataset_file, name)
     for key, value in change.items():
         grid.input[key] = value
     with pytest.raises(ValueError, match=match):
         grid.run()
     table = project.job_table()
-    assert "bad_grid" not in (table.job.tolist() if len(table) else [])
+    assert name not in (table.job.tolist() if len(table) else [])
 
 
 def test_measured_md_speed_drives_recommend(project, dataset_file):
@@ -343,17 +349,7 @@ def test_table_storage_resumes_whole_draws(project, dataset_file, monkeypatch):
     ],
 )
 def test_table_storage_bad_input(project, dataset_file, monkeypatch, change, match):
-    def fail(*args, **kwargs):
-        raise AssertionError("LAMMPS was started")
-
-    monkeypatch.setattr(descriptors_module, "_lammps_instance", fail)
-    grid = _grid(project, dataset_file, "bad_table")
-    for key, value in change.items():
-        grid.input[key] = value
-    with pytest.raises(ValueError, match=match):
-        grid.run()
-    table = project.job_table()
-    assert "bad_table" not in (table.job.tolist() if len(table) else [])
+    _assert_refused_before_work(project, dataset_file, monkeypatch, "bad_table", change, match)
 
 
 def test_grid_reads_a_chunked_descriptor_cache(project, small_dataset, dataset_file, tmp_path):
