@@ -24,6 +24,7 @@ Nothing in this module imports pyiron.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -145,6 +146,7 @@ class ChunkedDescriptorCache:
         self.bounds = _bounds(len(self.n_atoms), self.chunk_size)
         self.n_columns = _width({"twojmax": self.twojmax, **self.settings}, len(self.elements))
         self._finished: dict[int, tuple[tuple, DescriptorStore]] = {}
+        self._keep: tuple[contextlib.ExitStack, set] | None = None  # inside kept_open(): the files held open
 
     @property
     def n_configs(self) -> int:
@@ -250,10 +252,27 @@ class ChunkedDescriptorCache:
                 stop += 1
             first = self.bounds[k][0]
             store = self.chunk_store(k)
+            if self._keep is not None and id(store) not in self._keep[1]:
+                self._keep[0].enter_context(store.kept_open())
+                self._keep[1].add(id(store))
             for block in store.iter_blocks(idx[start:stop] - first, forces=forces):
                 block.index += first
                 yield block
             start = stop
+
+    @contextlib.contextmanager
+    def kept_open(self) -> Iterator[ChunkedDescriptorCache]:
+        """Within this block every chunk file :meth:`iter_blocks` reads is opened once and kept open (see
+        ``DescriptorStore.kept_open``): reading nested subsets segment by segment then opens each chunk once."""
+        if self._keep is not None:
+            yield self
+            return
+        with contextlib.ExitStack() as stack:
+            self._keep = (stack, set())
+            try:
+                yield self
+            finally:
+                self._keep = None
 
     def energy_rows(self, indices: Iterable[int] | None = None) -> np.ndarray:
         """(len(indices), p) energy rows of the given configurations (all by default)."""
