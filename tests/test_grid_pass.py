@@ -1,0 +1,91 @@
+"""The grid's per-draw path: one streamed pass over a draw reads each chunk file once, and a grid point's error
+table is built only on request, with the same numbers.
+
+The data are real: the bundled Be ladder (GPAW) and its 2Jmax 4 descriptors in a chunked cache (LAMMPS).
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from pyiron_mlip_tradeoff.dataset import load_bundled
+from pyiron_mlip_tradeoff.descriptor_cache import compute_chunked_descriptors
+from pyiron_mlip_tradeoff.fitting import draw_statistics, errors_table, plan_grid, run_grid
+
+N_CONFIGS = 60
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory):
+    """The first 60 configurations of the bundled dataset and their descriptors in chunks of 7."""
+    dataset = load_bundled(warn_interim=False).subset(range(N_CONFIGS))
+    cache = compute_chunked_descriptors(tmp_path_factory.mktemp("chunks"), dataset.structures, 4, chunk_size=7)
+    return dataset, cache
+
+
+def _count_opens(monkeypatch, folder) -> list[str]:
+    """Names of the chunk files of ``folder`` h5py opens from now on."""
+    opened = []
+    original = h5py.File.__init__
+
+    def counting(self, name, *args, **kwargs):
+        if str(name).startswith(str(folder)):
+            opened.append(str(name))
+        original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(h5py.File, "__init__", counting)
+    return opened
+
+
+def test_a_draw_opens_each_chunk_once_and_gives_the_same_statistics(chunked, monkeypatch):
+    """Nested subsets folded segment by segment (each segment spread over all chunks): every chunk file is opened
+    once for the whole pass (it was once per segment), and every snapshot is bit for bit what the pass gives with a
+    file opened per read."""
+    dataset, cache = chunked
+    order = np.random.default_rng(3).permutation(N_CONFIGS)[:45]
+    sizes = [5, 12, 30, 45]
+    # the same pass with a file opened per read (an in-memory view would not be the same code path)
+    expected = []
+    for size, stats in draw_statistics(dataset, cache, order, sizes):
+        expected.append((size, stats))
+        assert cache._keep is not None  # the pass holds its files open while it runs
+    assert cache._keep is None  # and closes them when it ends
+    opened = _count_opens(monkeypatch, cache.path)
+    kept = list(draw_statistics(dataset, cache, order, sizes))
+    chunks_read = {int(k) // cache.chunk_size for k in order}
+    assert sorted(opened) == sorted({str(cache.chunk_path(k)) for k in chunks_read})  # once each
+    opened.clear()
+    segments = [np.sort(order[a:b]) for a, b in zip([0, *sizes[:-1]], sizes, strict=True)]
+    for segment in segments:  # reading segment by segment without the pass: a chunk opened per segment
+        list(cache.iter_blocks(segment))
+    assert len(opened) == sum(len({int(k) // cache.chunk_size for k in s}) for s in segments) > len(chunks_read)
+    for (size, a), (size_b, b) in zip(expected, kept, strict=True):
+        assert size == size_b
+        for part_a, part_b in zip(a.parts, b.parts, strict=True):
+            np.testing.assert_array_equal(part_a.factor, part_b.factor)
+
+
+def test_grid_point_errors_are_built_on_request_with_the_same_numbers(chunked):
+    """A grid point keeps its error sets; its table (built on first access) is what errors_table gives, and its
+    summary, taken from the sets without the table, is what the table gives."""
+    dataset, cache = chunked
+    spec = plan_grid(dataset, [6, 14], levels=[1, 3], weight_ratios=[10.0, 150.0], twojmax=[4], sampling=["random"],
+                     repetitions=1)
+    points = list(run_grid(dataset, spec, descriptors={4: cache}))
+    assert len(points) == 8
+    for point in points:
+        result = point.result
+        assert result._errors is None  # nothing built yet
+        sets = dict(result._error_sets)
+        lazy = result.summary()
+        assert result._errors is None  # the summary did not build it either
+        table = result.errors
+        assert table.equals(errors_table(sets))
+        result._error_sets = None  # the summary from the table only
+        from_table = result.summary()
+        assert lazy.keys() == from_table.keys()
+        for key, value in lazy.items():
+            assert value == from_table[key] or (np.isnan(value) and np.isnan(from_table[key])), key
+        assert not np.isnan(lazy["test_force_rmse"]) and not np.isnan(lazy["validation_energy_rmse"])
