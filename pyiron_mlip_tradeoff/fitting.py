@@ -60,7 +60,14 @@ from .descriptors import (
     resolve_elements,
     resolve_settings,
 )
-from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, check_ridge, leverage_scores, ranking, repetition_rng
+from .leverage import (
+    DEFAULT_LEVERAGE_ENERGY_WEIGHT,
+    check_ridge,
+    check_sketch_columns,
+    leverage_scores,
+    ranking,
+    repetition_rng,
+)
 from .reference import check_reference, reference_contributions
 from .reference_level import resolve_reference_level
 from .regression import (
@@ -1061,6 +1068,8 @@ class GridSpec:
         stress_weight: w_V (0: no stress rows). elements: the model's elements (None: ``(element,)``).
         reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
         group_weights: ``{group: (g_E, g_F, g_V)}`` multipliers.
+        leverage_sketch: ``None`` (exact leverage scores) or r, the columns of sketched (approximate) scores (see
+            :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
     """
 
     levels: tuple[int, ...]
@@ -1086,6 +1095,7 @@ class GridSpec:
     reference_potential: dict | None = None
     reference_energies: dict = field(default_factory=dict)
     group_weights: dict = field(default_factory=dict)
+    leverage_sketch: int | None = None
 
     @property
     def model_elements(self) -> tuple[str, ...]:
@@ -1163,6 +1173,7 @@ def plan_grid(
     reference_potential: Mapping | None = None,
     reference_energies: Mapping[str, float] | None = None,
     group_weights: Mapping | None = None,
+    leverage_sketch: int | None = None,
 ) -> GridSpec:
     """Validate a grid and return its :class:`GridSpec` (nothing is computed).
 
@@ -1193,6 +1204,9 @@ def plan_grid(
         elements: the model's elements in order (default ``(element,)``).
         reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
         group_weights: per-group multipliers of (w_E, w_F, w_V) (see :func:`check_group_weights`).
+        leverage_sketch: ``None`` (default): exact leverage scores. r ≥ 1: sketched scores for leverage sampling,
+            an approximation (relative standard deviation at most √(2/r) per configuration) whose second pass over
+            the pool costs about r / p of the exact one (see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
 
     Raises:
         ValueError/TypeError: any invalid entry, an empty list (a grid with zero points), sizes beyond the pool,
@@ -1247,6 +1261,7 @@ def plan_grid(
         raise ValueError(f"subset size {sizes[-1]} is larger than the training pool ({pool.size} configurations)")
     lev_w = check_weight("leverage_energy_weight", leverage_energy_weight)
     lev_ridge = None if leverage_ridge is None else check_ridge(leverage_ridge)
+    sketch = check_sketch_columns(leverage_sketch)
     if ridge is not None:
         check_weight("ridge", ridge)
     if rcond is not None and not (np.isfinite(float(rcond)) and 0 <= float(rcond) < 1):
@@ -1254,7 +1269,7 @@ def plan_grid(
     return GridSpec(levels_t, tuple(sizes), ratios, wf, tuple(tjs), methods, reps, seed, pool, test, settings,
                     lev_w, rcond, ridge, element, validation, reference, lev_ridge, wv,
                     None if elements is None else names,
-                    None if reference_potential is None else dict(reference_potential), energies, gw)
+                    None if reference_potential is None else dict(reference_potential), energies, gw, sketch)
 
 
 @dataclass
@@ -1309,7 +1324,8 @@ def _subset_order(spec: GridSpec, descriptors, sampling: str, repetition: int, s
         kind = sampling  # "energy" or "block"
         use_forces = kind == "block"
         result = leverage_scores(lambda: descriptors.iter_blocks(spec.pool, forces=use_forces), kind,
-                                 energy_weight=spec.leverage_energy_weight, rcond=None, ridge=spec.leverage_ridge)
+                                 energy_weight=spec.leverage_energy_weight, rcond=None, ridge=spec.leverage_ridge,
+                                 sketch_columns=spec.leverage_sketch, sketch_seed=spec.seed)
         scores[sampling] = result.scores
     return spec.pool[ranking(scores[sampling], "proportional", rng)]
 

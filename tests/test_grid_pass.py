@@ -12,7 +12,8 @@ import pytest
 
 from pyiron_mlip_tradeoff.dataset import load_bundled
 from pyiron_mlip_tradeoff.descriptor_cache import compute_chunked_descriptors
-from pyiron_mlip_tradeoff.fitting import draw_statistics, errors_table, plan_grid, run_grid
+from pyiron_mlip_tradeoff.fitting import _subset_order, draw_statistics, errors_table, plan_grid, run_grid
+from pyiron_mlip_tradeoff.leverage import leverage_scores
 
 N_CONFIGS = 60
 
@@ -89,3 +90,21 @@ def test_grid_point_errors_are_built_on_request_with_the_same_numbers(chunked):
         for key, value in lazy.items():
             assert value == from_table[key] or (np.isnan(value) and np.isnan(from_table[key])), key
         assert not np.isnan(lazy["test_force_rmse"]) and not np.isnan(lazy["validation_energy_rmse"])
+
+
+def test_sketched_leverage_is_opt_in_for_a_grid(chunked):
+    """A grid's leverage scores are the exact ones unless ``leverage_sketch`` is given; then they are the sketched
+    scores of that many columns, seeded by the grid's seed. A bad value is refused before anything is computed."""
+    dataset, cache = chunked
+    exact = plan_grid(dataset, [6], twojmax=[4], sampling=["block"], seed=5)
+    sketched = plan_grid(dataset, [6], twojmax=[4], sampling=["block"], seed=5, leverage_sketch=16)
+    assert exact.leverage_sketch is None and sketched.leverage_sketch == 16
+    for spec, columns in ((exact, None), (sketched, 16)):
+        scores = {}
+        _subset_order(spec, cache, "block", 0, scores)
+        expected = leverage_scores(lambda s=spec: cache.iter_blocks(s.pool), "block", spec.leverage_energy_weight,
+                                   sketch_columns=columns, sketch_seed=5)
+        assert expected.sketch_columns == columns
+        np.testing.assert_array_equal(scores["block"], expected.scores)
+    with pytest.raises(ValueError, match="sketch_columns"):
+        plan_grid(dataset, [6], twojmax=[4], sampling=["block"], leverage_sketch=0)
