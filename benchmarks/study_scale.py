@@ -30,7 +30,8 @@ Stages:
    (validation and test statistics, leverage scores) and per-draw time; the study's 50 draws (10 at 2Jmax 8) are
    EXTRAPOLATED as once-per-grid + 50 × per-draw, said so in the output. ``vs_limit``: that grid time over 50 × one
    QR pass over a draw's largest subset, timed alone. ``ms_per_point``: bookkeeping (rows, coefficients, files) per
-   point; kB per point from the files written.
+   point; kB per point from the files written. The leverage scores are exact unless ``--leverage-sketch R`` asks for
+   sketched ones (an approximation, opt-in); the grid line and ``leverage=`` on the last line say which.
 5. **Comparisons** (another subprocess): both ways of keeping points (``"jobs"`` vs ``"table"``) on the same small
    grid (one draw, the two smallest sizes; ``--no-compare-storage`` leaves it out), and the study's dense approach
    — a weighted ``numpy.linalg.lstsq`` of a point's rows and a dense prediction of its test set — timed on three
@@ -321,7 +322,7 @@ def _folder_bytes(path: Path) -> int:
 
 
 def _grid_job(pr, name: str, dataset_path: Path, twojmax: int, sizes, sampling: str, draws: int, storage: str,
-              cache: str):
+              cache: str, leverage_sketch: int | None = None):
     grid = pr.create.job.TradeoffGrid(name)
     grid.input.dataset = str(dataset_path)
     grid.input.levels = list(range(1, N_LEVELS + 1))
@@ -332,6 +333,7 @@ def _grid_job(pr, name: str, dataset_path: Path, twojmax: int, sizes, sampling: 
     grid.input.reference_level = N_LEVELS
     grid.input.point_storage = storage
     grid.input.descriptor_caches = {str(twojmax): str(cache)}
+    grid.input.leverage_sketch = leverage_sketch
     return grid
 
 
@@ -349,7 +351,7 @@ def grid_stage(args) -> dict:
     dataset, dataset_path = study_dataset(Path(args.pool), args.configs)
     cache = ChunkedDescriptorCache(args.desc_cache)
     grid = _grid_job(pr, "study", dataset_path, args.twojmax, study_sizes(args.configs), args.sampling, args.draws,
-                     "table", args.desc_cache)
+                     "table", args.desc_cache, args.leverage_sketch)
     start, cpu = time.perf_counter(), time.process_time()
     grid.run()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -466,7 +468,7 @@ def slurm_stage(args) -> dict:
     out = {}
     for workers in (1, 2):
         grid = _grid_job(pr, f"slurm_{workers}", dataset_path, args.twojmax, study_sizes(args.configs),
-                         args.sampling, args.slurm_draws, "table", args.desc_cache)
+                         args.sampling, args.slurm_draws, "table", args.desc_cache, args.leverage_sketch)
         grid.server.queue = "local"
         grid.server.cores = 1
         grid.input.chunk_size = -(-args.slurm_draws // workers)
@@ -555,6 +557,9 @@ def main() -> None:
                         help="draws measured (the study has 50; the rest is extrapolated and said so)")
     parser.add_argument("--sampling", default="block", choices=["energy", "block", "random"],
                         help="how training subsets are drawn (default block leverage, the study's)")
+    parser.add_argument("--leverage-sketch", type=int, default=None, metavar="R",
+                        help="sketched (approximate) leverage scores with R columns for leverage sampling (default: "
+                             "exact; the output says which was used)")
     parser.add_argument("--reuse-descriptors", action="store_true",
                         help="reuse a complete chunked cache of an earlier run of this benchmark and print the "
                              "descriptor figures it recorded (said so) instead of computing them again")
@@ -640,7 +645,8 @@ def main() -> None:
     # stage 4: the grid (memory of its process sampled), then the comparisons in a process of their own
     base = [sys.executable, __file__, "--pool", str(pool.path), "--configs", str(len(pool)), "--twojmax",
             str(args.twojmax), "--draws", str(args.draws), "--sampling", args.sampling, "--desc-cache",
-            str(cache_path), "--dense-rows", str(args.dense_rows)]
+            str(cache_path), "--dense-rows", str(args.dense_rows),
+            *([] if args.leverage_sketch is None else ["--leverage-sketch", str(args.leverage_sketch)])]
     load_before = os.getloadavg()
     grid = run_measured([*base, "--stage", "grid", "--work", str(WORK / f"grid_{name}")])
     WORK.mkdir(parents=True, exist_ok=True)
@@ -663,7 +669,10 @@ def main() -> None:
                     - stages.get("descriptors_cpu", 0.0)) / draws
     fixed_cpu = grid["grid_cpu"] - draws * per_draw_cpu
     vs_limit_cpu = (fixed_cpu + study * per_draw_cpu) / (study * float(np.mean(grid["limit_cpu"])))
-    print(f"grid (2Jmax {args.twojmax}, p={grid['p']}, {args.sampling} sampling): {N_LEVELS} levels x {len(sizes)} "
+    leverage = "exact" if args.leverage_sketch is None else f"sketch{args.leverage_sketch}"
+    how = "exact" if args.leverage_sketch is None else f"SKETCHED ({args.leverage_sketch} columns, approximate)"
+    print(f"grid (2Jmax {args.twojmax}, p={grid['p']}, {args.sampling} sampling, {how} leverage scores): "
+          f"{N_LEVELS} levels x {len(sizes)} "
           f"sizes {sizes[0]}..{sizes[-1]} x 6 weight ratios x {draws} draws = {grid['points']} points in "
           f"{grid['grid_seconds']:.1f} s (TradeoffGrid job, table storage; load average {load_before[0]:.1f} before); "
           f"peak memory {grid['peak_gb']:.3f} GB")
@@ -728,7 +737,7 @@ def main() -> None:
           f"grid_seconds_measured={grid['grid_seconds']:.1f} descriptor_seconds={desc_seconds:.1f} "
           f"kb_per_point={grid['bytes'] / grid['points'] / 1024:.2f} ms_per_point_as_jobs={ms_jobs:.2f} "
           f"max_test_rmse_disagreement={worst:.1e} load_before={load_before[0]:.1f} slurm_speedup={speedup:.2f} "
-          f"slurm_load={slurm_load:.1f}")
+          f"slurm_load={slurm_load:.1f} leverage={leverage}")
 
 if __name__ == "__main__":
     main()
