@@ -1018,7 +1018,7 @@ class DescriptorStore:
         o = self.force_offsets
         with contextlib.ExitStack() as stack:
             if self._kept is None:
-                f = stack.enter_context(h5py.File(self.path, "r"))
+                f = stack.enter_context(h5py.File(self.path, "r", rdcc_nbytes=0))
                 energy, force = f["energy_rows"], f["force_rows"]
                 virial = f["virial_rows"] if self.has_virial else None
             else:
@@ -1039,7 +1039,7 @@ class DescriptorStore:
         if self._kept is not None:
             yield self
             return
-        with h5py.File(self.path, "r") as f:
+        with h5py.File(self.path, "r", rdcc_nbytes=0) as f:
             self._kept = (f, f["energy_rows"], f["force_rows"], f["virial_rows"] if self.has_virial else None)
             try:
                 yield self

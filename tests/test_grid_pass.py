@@ -12,8 +12,16 @@ import pytest
 
 from pyiron_mlip_tradeoff.dataset import load_bundled
 from pyiron_mlip_tradeoff.descriptor_cache import compute_chunked_descriptors
-from pyiron_mlip_tradeoff.fitting import _subset_order, draw_statistics, errors_table, plan_grid, run_grid
+from pyiron_mlip_tradeoff.fitting import (
+    _subset_order,
+    draw_statistics,
+    errors_table,
+    labelled_blocks,
+    plan_grid,
+    run_grid,
+)
 from pyiron_mlip_tradeoff.leverage import leverage_scores
+from pyiron_mlip_tradeoff.regression import statistics_for_nested_subsets
 
 N_CONFIGS = 60
 
@@ -42,26 +50,31 @@ def _count_opens(monkeypatch, folder) -> list[str]:
 
 def test_a_draw_opens_each_chunk_once_and_gives_the_same_statistics(chunked, monkeypatch):
     """Nested subsets folded segment by segment (each segment spread over all chunks): every chunk file is opened
-    once for the whole pass (it was once per segment), and every snapshot is bit for bit what the pass gives with a
-    file opened per read."""
+    once for the whole pass (it was once per segment), and every snapshot is bit for bit that of the same segments
+    folded with a file opened per read."""
     dataset, cache = chunked
     order = np.random.default_rng(3).permutation(N_CONFIGS)[:45]
     sizes = [5, 12, 30, 45]
-    # the same pass with a file opened per read (an in-memory view would not be the same code path)
-    expected = []
+    segments = [np.sort(order[a:b]) for a, b in zip([0, *sizes[:-1]], sizes, strict=True)]
+
+    def blocks():
+        for segment in segments:
+            yield from labelled_blocks(dataset, cache, segment)
+
+    opened = _count_opens(monkeypatch, cache.path)
+    expected = list(statistics_for_nested_subsets(blocks(), sizes, levels=tuple(dataset.levels)))
+    assert len(opened) == sum(len({int(k) // cache.chunk_size for k in s}) for s in segments)  # per segment
+    opened.clear()
+    kept = []
     for size, stats in draw_statistics(dataset, cache, order, sizes):
-        expected.append((size, stats))
+        kept.append((size, stats))
         assert cache._keep is not None  # the pass holds its files open while it runs
     assert cache._keep is None  # and closes them when it ends
-    opened = _count_opens(monkeypatch, cache.path)
-    kept = list(draw_statistics(dataset, cache, order, sizes))
     chunks_read = {int(k) // cache.chunk_size for k in order}
     assert sorted(opened) == sorted({str(cache.chunk_path(k)) for k in chunks_read})  # once each
-    opened.clear()
-    segments = [np.sort(order[a:b]) for a, b in zip([0, *sizes[:-1]], sizes, strict=True)]
-    for segment in segments:  # reading segment by segment without the pass: a chunk opened per segment
-        list(cache.iter_blocks(segment))
-    assert len(opened) == sum(len({int(k) // cache.chunk_size for k in s}) for s in segments) > len(chunks_read)
+    assert len(chunks_read) < sum(len({int(k) // cache.chunk_size for k in s}) for s in segments)
+    with cache.kept_open(max_open=cache.n_chunks - 1):  # more chunks than the cap: none kept (all or nothing)
+        assert cache._keep is None
     for (size, a), (size_b, b) in zip(expected, kept, strict=True):
         assert size == size_b
         for part_a, part_b in zip(a.parts, b.parts, strict=True):
