@@ -32,6 +32,8 @@ Stages:
    QR pass over a draw's largest subset, timed alone. ``ms_per_point``: bookkeeping (rows, coefficients, files) per
    point; kB per point from the files written. The leverage scores are exact unless ``--leverage-sketch R`` asks for
    sketched ones (an approximation, opt-in); the grid line and ``leverage=`` on the last line say which.
+   ``chunks_kept_open=`` says whether a draw's pass kept the chunk files open (caches of at most
+   ``--keep-chunks-open`` chunks, default ``descriptor_cache.KEPT_OPEN_FILES``; ~0.55 MB of memory per file).
 5. **Comparisons** (another subprocess): both ways of keeping points (``"jobs"`` vs ``"table"``) on the same small
    grid (one draw, the two smallest sizes; ``--no-compare-storage`` leaves it out), and the study's dense approach
    — a weighted ``numpy.linalg.lstsq`` of a point's rows and a dense prediction of its test set — timed on three
@@ -340,9 +342,13 @@ def _grid_job(pr, name: str, dataset_path: Path, twojmax: int, sizes, sampling: 
 def grid_stage(args) -> dict:
     """Run in a subprocess whose memory is sampled: the grid as a ``TradeoffGrid`` job (table storage) on the
     chunked descriptor cache, then — timed apart — what the grid time is made of."""
+    from pyiron_mlip_tradeoff import descriptor_cache
     from pyiron_mlip_tradeoff.descriptor_cache import ChunkedDescriptorCache
     from pyiron_mlip_tradeoff.fitting import labelled_blocks, statistics_from_blocks
     from pyiron_mlip_tradeoff.jobs.grid_points import read_draw, stored_draws
+
+    if args.keep_chunks_open is not None:
+        descriptor_cache.KEPT_OPEN_FILES = args.keep_chunks_open
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -358,7 +364,8 @@ def grid_stage(args) -> dict:
     table = grid.get_table()
     out = {"points": len(table), "grid_seconds": wall, "grid_cpu": cpu, "store_seconds": float(grid.output.store_seconds),
            "bytes": _folder_bytes(grid._points_dir()) + _folder_bytes(Path(grid.project_hdf5.file_name)),
-           "p": int(cache.n_columns), "sizes": study_sizes(args.configs)}
+           "p": int(cache.n_columns), "sizes": study_sizes(args.configs),
+           "chunks_kept_open": cache.n_chunks <= descriptor_cache.KEPT_OPEN_FILES}
     # the parts as the grid timed them (fitting.run_grid(timings=…)): once per grid (validation and test
     # statistics, leverage scores of the pool) and per draw (the streamed passes); then the limit of the method, one
     # QR pass over each draw's largest subset, timed alone
@@ -560,6 +567,9 @@ def main() -> None:
     parser.add_argument("--leverage-sketch", type=int, default=None, metavar="R",
                         help="sketched (approximate) leverage scores with R columns for leverage sampling (default: "
                              "exact; the output says which was used)")
+    parser.add_argument("--keep-chunks-open", type=int, default=None, metavar="N",
+                        help="keep the chunk files open during a draw's pass when the cache has at most N chunks "
+                             "(default descriptor_cache.KEPT_OPEN_FILES; ~0.55 MB per open file)")
     parser.add_argument("--reuse-descriptors", action="store_true",
                         help="reuse a complete chunked cache of an earlier run of this benchmark and print the "
                              "descriptor figures it recorded (said so) instead of computing them again")
@@ -646,7 +656,8 @@ def main() -> None:
     base = [sys.executable, __file__, "--pool", str(pool.path), "--configs", str(len(pool)), "--twojmax",
             str(args.twojmax), "--draws", str(args.draws), "--sampling", args.sampling, "--desc-cache",
             str(cache_path), "--dense-rows", str(args.dense_rows),
-            *([] if args.leverage_sketch is None else ["--leverage-sketch", str(args.leverage_sketch)])]
+            *([] if args.leverage_sketch is None else ["--leverage-sketch", str(args.leverage_sketch)]),
+            *([] if args.keep_chunks_open is None else ["--keep-chunks-open", str(args.keep_chunks_open)])]
     load_before = os.getloadavg()
     grid = run_measured([*base, "--stage", "grid", "--work", str(WORK / f"grid_{name}")])
     WORK.mkdir(parents=True, exist_ok=True)
@@ -737,7 +748,7 @@ def main() -> None:
           f"grid_seconds_measured={grid['grid_seconds']:.1f} descriptor_seconds={desc_seconds:.1f} "
           f"kb_per_point={grid['bytes'] / grid['points'] / 1024:.2f} ms_per_point_as_jobs={ms_jobs:.2f} "
           f"max_test_rmse_disagreement={worst:.1e} load_before={load_before[0]:.1f} slurm_speedup={speedup:.2f} "
-          f"slurm_load={slurm_load:.1f} leverage={leverage}")
+          f"slurm_load={slurm_load:.1f} leverage={leverage} chunks_kept_open={grid['chunks_kept_open']}")
 
 if __name__ == "__main__":
     main()
