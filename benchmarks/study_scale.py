@@ -33,7 +33,7 @@ Stages:
    point; kB per point from the files written. The leverage scores are exact unless ``--leverage-sketch R`` asks for
    sketched ones (an approximation, opt-in); the grid line and ``leverage=`` on the last line say which.
    ``chunks_kept_open=`` says whether a draw's pass kept the chunk files open (caches of at most
-   ``--keep-chunks-open`` chunks, default ``descriptor_cache.KEPT_OPEN_FILES``; ~0.55 MB of memory per file).
+   ``--keep-chunks-open`` chunks, default ``descriptor_cache.KEPT_OPEN_FILES``; each open file holds memory).
 5. **Comparisons** (another subprocess): both ways of keeping points (``"jobs"`` vs ``"table"``) on the same small
    grid (one draw, the two smallest sizes; ``--no-compare-storage`` leaves it out), and the study's dense approach
    — a weighted ``numpy.linalg.lstsq`` of a point's rows and a dense prediction of its test set — timed on three
@@ -569,7 +569,7 @@ def main() -> None:
                              "exact; the output says which was used)")
     parser.add_argument("--keep-chunks-open", type=int, default=None, metavar="N",
                         help="keep the chunk files open during a draw's pass when the cache has at most N chunks "
-                             "(default descriptor_cache.KEPT_OPEN_FILES; ~0.55 MB per open file)")
+                             "(default descriptor_cache.KEPT_OPEN_FILES; each open file holds memory)")
     parser.add_argument("--reuse-descriptors", action="store_true",
                         help="reuse a complete chunked cache of an earlier run of this benchmark and print the "
                              "descriptor figures it recorded (said so) instead of computing them again")

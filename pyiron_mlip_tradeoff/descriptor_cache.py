@@ -116,7 +116,7 @@ def _pool_key(chunk_keys: Sequence[str], chunk_size: int, virial: bool) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-#: chunks of a cache up to which :meth:`ChunkedDescriptorCache.kept_open` keeps its files open (~0.55 MB each)
+#: chunks of a cache up to which :meth:`ChunkedDescriptorCache.kept_open` keeps its files open
 KEPT_OPEN_FILES = 128
 
 
@@ -270,10 +270,10 @@ class ChunkedDescriptorCache:
         ``DescriptorStore.kept_open``) — if the cache has at most ``max_open`` chunks (default
         :data:`KEPT_OPEN_FILES`); else files are opened per read as usual. Reading nested subsets segment by segment then opens each chunk once, not once per segment.
 
-        Each open HDF5 file holds about 0.55 MB (measured; mostly the library's metadata-cache table), so the cap
-        bounds that memory (~70 MB for 128). All or nothing: with only some files open, every further open got
-        slower (measured: keeping 128 of 400 chunks open made a draw's pass 1.54x the limit pass, keeping none
-        1.29x, keeping all 1.02x at 2Jmax 4 on the 20,000-configuration benchmark pool)."""
+        Each open HDF5 file holds memory (mostly the library's metadata-cache table), which the cap bounds. All or
+        nothing: with only some of the files open every further open was slower than with none open (HDF5 looks
+        through its open files on every open), so a draw's pass cost more than keeping none; ``benchmarks/
+        study_scale.py --keep-chunks-open N`` measures a grid either way."""
         if self._keep is not None or self.n_chunks > (KEPT_OPEN_FILES if max_open is None else max_open):
             yield self
             return
