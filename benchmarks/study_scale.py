@@ -41,8 +41,10 @@ Stages:
    lstsq time linear in the rows (said so): ``vs_dense`` = that over our grid time; the largest relative
    disagreement of their test RMSEs with the grid's.
 6. **SLURM** (``--slurm-draws K``, needs ``bash scripts/services.sh start``): the same grid of K draws as
-   ``GridChunk`` queue jobs with a PostgreSQL database, in one chunk and in two; ``slurm_speedup`` = the ratio of
-   the two wall times, with the load average printed (a loaded machine is said to be loaded).
+   ``GridChunk`` queue jobs with a PostgreSQL database, in one chunk and in two, each started from an idle queue;
+   ``slurm_speedup`` = the ratio of the two wall times, with the load average printed (a loaded machine is said to
+   be loaded). Where the seconds went is printed from the grids' and chunks' timestamps: every step of the chunk
+   that ended last, the time per draw and what each run paid besides its draws.
 
 The last line holds the figures as ``key=value``.
 """
