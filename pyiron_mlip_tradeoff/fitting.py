@@ -1315,18 +1315,12 @@ class GridPoint:
         }
 
 
-def _subset_order(spec: GridSpec, descriptors, sampling: str, repetition: int, scores: dict) -> np.ndarray:
-    """Pool configurations in draw order for (sampling, repetition); subsets are prefixes."""
+def _subset_order(spec: GridSpec, sampling: str, repetition: int, scores: dict) -> np.ndarray:
+    """Pool configurations in draw order for (sampling, repetition); subsets are prefixes. ``scores``: the pool's
+    leverage scores by sampling method (from :func:`_once_per_grid_parts`)."""
     rng = repetition_rng(spec.seed, repetition)
     if sampling == "random":
         return spec.pool[ranking(np.ones(spec.pool.size), "uniform", rng)]
-    if sampling not in scores:
-        kind = sampling  # "energy" or "block"
-        use_forces = kind == "block"
-        result = leverage_scores(lambda: descriptors.iter_blocks(spec.pool, forces=use_forces), kind,
-                                 energy_weight=spec.leverage_energy_weight, rcond=None, ridge=spec.leverage_ridge,
-                                 sketch_columns=spec.leverage_sketch, sketch_seed=spec.seed)
-        scores[sampling] = result.scores
     return spec.pool[ranking(scores[sampling], "proportional", rng)]
 
 
@@ -1339,6 +1333,7 @@ def run_grid(
     skip: Callable[[PointKey], bool] | Iterable[PointKey] | None = None,
     on_skip: Callable[[PointKey], None] | None = None,
     timings: dict | None = None,
+    once_per_grid: Callable[[int, dict[str, Callable[[], object]]], Mapping[str, object]] | None = None,
 ) -> Iterator[GridPoint]:
     """Compute every point of a validated grid from sufficient statistics; yields one :class:`GridPoint` each.
 
@@ -1368,6 +1363,10 @@ def run_grid(
             (validation and test statistics), ``"leverage"`` (leverage scores of the pool) and ``"subsets"`` (the
             streamed passes over the draws), and the CPU seconds of this process of each as ``"<name>_cpu"``; the
             rest of the time is fits, errors and whatever the caller does with the points.
+        once_per_grid: called per 2Jmax as ``once_per_grid(twojmax, parts)`` with the functions of that 2Jmax's
+            once-per-grid parts (``"test"``, ``"validation"``: set statistics; ``"leverage_<sampling>"``: leverage
+            scores of the pool, for each leverage sampling with points to do); returns the value of every part. By
+            default each is called here; a chunked grid passes one that shares them among its chunks.
 
     Yields:
         :class:`GridPoint` in the order of :meth:`GridSpec.keys` (skipped points left out).
@@ -1408,12 +1407,11 @@ def run_grid(
             offsets = target_offsets(dataset, spec.model_elements, spec.reference_potential, spec.reference_energies)
             offsets_done = True
         common = {"offsets": offsets, "stress": use_stress, "grouped": grouped}
-        with clock("sets"):
-            test_stats = set_statistics(dataset, desc, spec.test_indices, **common)
-            validation_stats = None
-            if spec.validation_indices is not None:
-                validation_stats = set_statistics(dataset, desc, spec.validation_indices, **common)
-        scores: dict[str, np.ndarray] = {}
+        parts = _once_per_grid_parts(dataset, spec, desc, tj, common, is_done, clock)
+        values = once_per_grid(tj, parts) if once_per_grid is not None else {k: f() for k, f in parts.items()}
+        test_stats, validation_stats = values["test"], values.get("validation")
+        scores: dict[str, np.ndarray] = {k.removeprefix("leverage_"): np.asarray(v) for k, v in values.items()
+                                         if k.startswith("leverage_")}
         for sampling in spec.sampling:
             for rep in range(spec.repetitions):
                 todo = {}
@@ -1430,7 +1428,7 @@ def run_grid(
                 if not todo:
                     continue
                 with clock("leverage"):
-                    order = _subset_order(spec, desc, sampling, rep, scores)
+                    order = _subset_order(spec, sampling, rep, scores)
                 # one streamed pass over the draw: the statistics of every nested subset are snapshots of one
                 # accumulator, taken at every subset size of the grid up to the largest one still wanted (also at
                 # sizes already done, so a point's numbers do not depend on what was skipped)
@@ -1440,6 +1438,35 @@ def run_grid(
                     if size in todo:
                         yield from _points_for_subset(dataset, spec, stats, test_stats, validation_stats,
                                                       order[:size], todo[size], sampling, rep, tj, p, reference)
+
+
+def _once_per_grid_parts(dataset: LadderDataset, spec: GridSpec, desc, tj: int, common: dict, is_done,
+                         clock: _Clock) -> dict[str, Callable[[], object]]:
+    """The functions of a 2Jmax's once-per-grid parts (see :func:`run_grid`'s ``once_per_grid``), each timed;
+    the leverage scores (a pass over the whole pool, the largest part) first."""
+    def timed(name, compute):
+        def call():
+            with clock(name):
+                return compute()
+        return call
+
+    parts = {}
+    for sampling in spec.sampling:
+        if sampling == "random" or all(is_done(k) for k in spec.keys() if k[6] == tj and k[2] == sampling):
+            continue
+        kind = sampling  # "energy" or "block"
+
+        def scores(kind=kind):
+            return leverage_scores(lambda: desc.iter_blocks(spec.pool, forces=kind == "block"), kind,
+                                   energy_weight=spec.leverage_energy_weight, rcond=None,
+                                   ridge=spec.leverage_ridge, sketch_columns=spec.leverage_sketch,
+                                   sketch_seed=spec.seed).scores
+
+        parts[f"leverage_{sampling}"] = timed("leverage", scores)
+    parts["test"] = timed("sets", lambda: set_statistics(dataset, desc, spec.test_indices, **common))
+    if spec.validation_indices is not None:
+        parts["validation"] = timed("sets", lambda: set_statistics(dataset, desc, spec.validation_indices, **common))
+    return parts
 
 
 class _Clock:

@@ -392,3 +392,34 @@ def test_worker_processes_give_the_same_rows(cells, tmp_path):
         np.testing.assert_array_equal(getattr(two, name), getattr(one, name))
     with pytest.raises(ValueError, match="n_workers"):
         compute_descriptors(cells, 4, n_workers=0)
+
+
+@pytest.mark.parametrize("chemflag", [0, 1])
+def test_one_lammps_for_many_cells_equals_a_fresh_lammps_per_cell(cells, chemflag):
+    """The engine keeps its LAMMPS system from one configuration to the next and only replaces atoms and box;
+    every row must equal, bit for bit, the rows of a fresh LAMMPS set up for that configuration alone — over cells
+    of different sizes (the same atom count twice in a row, too), shapes, a cell smaller than the cutoff, after a
+    configuration LAMMPS refused, with two elements and virial rows."""
+    mixed = [_alloy(1), _alloy(2), *cells, _alloy(3), _hcp((2, 2, 1), rattle=0.1, seed=9)]
+    options = {k: v for k, v in TWO.items() if k != "elements"}
+    if chemflag:
+        options.update(chemflag=1, quadraticflag=0)  # chemflag needs linear columns
+    settings = descriptors.resolve_settings(4, options, 2)
+    names = tuple(TWO["elements"])
+    alone = []
+    for k, atoms in enumerate(mixed):
+        with descriptors._SnapEngine(settings, names, True) as engine:
+            alone.append(engine.compute(k, atoms))
+    with descriptors._SnapEngine(settings, names, True) as engine:
+        for k, atoms in enumerate(mixed):
+            if k == 3:  # a failure half-way through replacing the atoms: the next configuration starts afresh
+                create = engine.lmp.create_atoms
+                engine.lmp.create_atoms = None
+                with pytest.raises(TypeError):
+                    engine.compute(k, atoms)
+                engine.lmp.create_atoms = create
+            block = engine.compute(k, atoms)
+            ref = alone[k]
+            for name in ("energy_row", "force_rows", "virial_rows"):
+                np.testing.assert_array_equal(getattr(block, name), getattr(ref, name), err_msg=f"{k} {name}")
+            assert block.volume == ref.volume

@@ -13,7 +13,8 @@ import pytest
 from pyiron_mlip_tradeoff.dataset import load_bundled
 from pyiron_mlip_tradeoff.descriptor_cache import compute_chunked_descriptors
 from pyiron_mlip_tradeoff.fitting import (
-    _subset_order,
+    _Clock,
+    _once_per_grid_parts,
     draw_statistics,
     errors_table,
     labelled_blocks,
@@ -113,11 +114,11 @@ def test_sketched_leverage_is_opt_in_for_a_grid(chunked):
     sketched = plan_grid(dataset, [6], twojmax=[4], sampling=["block"], seed=5, leverage_sketch=16)
     assert exact.leverage_sketch is None and sketched.leverage_sketch == 16
     for spec, columns in ((exact, None), (sketched, 16)):
-        scores = {}
-        _subset_order(spec, cache, "block", 0, scores)
+        common = {"offsets": None, "stress": False, "grouped": False}
+        scores = _once_per_grid_parts(dataset, spec, cache, 4, common, lambda key: False, _Clock(None))
         expected = leverage_scores(lambda s=spec: cache.iter_blocks(s.pool), "block", spec.leverage_energy_weight,
                                    sketch_columns=columns, sketch_seed=5)
         assert expected.sketch_columns == columns
-        np.testing.assert_array_equal(scores["block"], expected.scores)
+        np.testing.assert_array_equal(scores["leverage_block"](), expected.scores)
     with pytest.raises(ValueError, match="sketch_columns"):
         plan_grid(dataset, [6], twojmax=[4], sampling=["block"], leverage_sketch=0)

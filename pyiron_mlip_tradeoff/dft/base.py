@@ -13,7 +13,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import neighbor_list
 
 from ..precision import PrecisionLevel
 
@@ -205,6 +204,8 @@ def check_structures(structures: Sequence[Atoms], min_distance: float = MIN_DIST
             )
         if abs(atoms.cell.volume) < 1e-6:
             raise InputError(f"structure {i} has no cell (zero volume)")
+        from ase.neighborlist import neighbor_list  # here: it imports scipy.sparse and .spatial (0.5 s)
+
         first, second, dist = neighbor_list("ijd", atoms, min_distance)
         if len(dist):
             k = int(np.argmin(dist))

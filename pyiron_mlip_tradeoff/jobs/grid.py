@@ -41,8 +41,10 @@ a speed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -179,16 +181,22 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         ``points``, all of computing and keeping the points — what remains of ``seconds`` is loading and checking
         the input and writing the table). Chunked runs: chunk_events (JSON list, see :meth:`chunk_events`); seconds is the
         wall time from ``job.run()`` to the last point, compute_seconds and store_seconds are summed over the chunks'
-        latest runs.
+        latest runs; master_timeline (Unix times of the steps of the run that waited: ``run``, ``planned``,
+        ``descriptors_ready``, ``submitting``, ``submitted``, ``chunks_done``, ``finished``). Each chunk's
+        ``ended`` event carries its own ``timeline`` (``process_start``, ``run_static``, ``grid_loaded``,
+        ``dataset_loaded``, ``planned``, ``descriptors_checked``, ``points_done``, ``stored``, ``finished``) and
+        ``stage_seconds`` (as ``run_grid``'s timings, plus ``shared_parts``: getting the once-per-grid parts).
 
     Queue without chunks: with ``job.server.queue`` set and ``chunk_size`` left ``None``, pyiron submits the whole
     grid as one queue job.
 
     Chunks on a queue: with ``job.server.queue`` and ``chunk_size`` set, the grid's draws (:func:`grid_draws`, in
     table order) are cut into consecutive chunks of ``chunk_size`` draws. A chunk always holds whole draws, so the
-    statistics of every nested subset are still accumulated once; what a chunk repeats is the test-set statistics
-    of its 2Jmax (one pass over the test set) and, for leverage sampling, the pool's leverage scores of its
-    (2Jmax, sampling) — both small next to the subsets' statistics and fits. The grid job itself takes no queue slot:
+    statistics of every nested subset are still accumulated once. The once-per-grid parts of a 2Jmax (validation
+    and test statistics, and for leverage sampling the pool's leverage scores) are computed once per ``job.run()``
+    and shared among the chunks through files in ``<working directory>/chunk_shared`` (removed when the grid
+    finishes): each part by the first chunk that claims it, chunks side by side starting on different parts
+    (:mod:`~pyiron_mlip_tradeoff.chunk_sharing`). The grid job itself takes no queue slot:
     ``job.run()`` runs it in the calling process. It first computes the descriptors of every 2Jmax with points still
     to do, once, into ``cache_dir`` (skipped when cached), then submits each chunk with points still missing as a
     ``GridChunk`` child job (``<name>_chunk00000``, …) through pysqa with ``job.server.cores`` cores (a chunk uses
@@ -437,7 +445,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         self._finish_run(self._table_from_draws(spec), spec, n_computed, store_seconds, start)
 
     def _compute_and_store_table(self, dataset: LadderDataset, spec: GridSpec, draws: set, cache_dir: str,
-                                 on_point=None) -> tuple[int, float]:
+                                 on_point=None, once_per_grid=None) -> tuple[int, float]:
         """Compute the points of ``draws`` and write each draw, once all its points are there, as one file of the
         points folder (:mod:`~pyiron_mlip_tradeoff.jobs.grid_points`); a draw cut short is not written.
 
@@ -449,10 +457,13 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         current, rows, coefficients, sets = None, [], [], {}
         folder = self._points_dir()
         descriptors = self._descriptor_sources(dataset, spec) or None
+        if hasattr(self, "_chunk_timeline"):
+            self._chunk_timeline["descriptors_checked"] = time.time()
         timings = self._stage_seconds = {}
         loop_start, loop_cpu = time.perf_counter(), time.process_time()
         for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors,
-                              skip=lambda key: _draw_of(key) not in draws, timings=timings):
+                              skip=lambda key: _draw_of(key) not in draws, timings=timings,
+                              once_per_grid=once_per_grid):
             t0 = time.perf_counter()
             draw = _draw_of(point.key)
             if draw != current:
@@ -496,7 +507,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         return table.sort_values("_order")[columns].reset_index(drop=True)
 
     def _compute_and_store(self, dataset: LadderDataset, spec: GridSpec, skip, names: Mapping[PointKey, str],
-                           cache_dir: str, on_point=None) -> tuple[list[dict], float]:
+                           cache_dir: str, on_point=None, once_per_grid=None) -> tuple[list[dict], float]:
         """Compute the points :func:`run_grid` does not ``skip`` and store each as a finished ``QSnapFit`` child.
 
         Children are registered in the database in batches of 50, each only once its files are complete; on any
@@ -512,7 +523,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         try:
             timings = self._stage_seconds = {}
             for point in run_grid(dataset, spec, cache_dir=cache_dir, descriptors=descriptors, skip=skip,
-                                  timings=timings):
+                                  timings=timings, once_per_grid=once_per_grid):
                 t0 = time.perf_counter()
                 row, entry = self._store_point(point, names[point.key], spec)
                 rows.append(row)
@@ -548,7 +559,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
 
     def _run_chunked(self) -> None:
         started = time.time()
+        timeline = self._master_timeline = {"run": started}
         dataset, spec = self._plan()
+        timeline["planned"] = time.time()
         self._spec_cache = spec
         self._begin_chunked_run()
         self._before_chunk_scan()
@@ -563,10 +576,12 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         for tj in sorted({draw[0] for chunk in todo for draw in chunk.items} - set(given)):
             dataset_descriptors(dataset, tj, spec.descriptor_settings, element=spec.element,
                                 elements=spec.elements, virial=spec.stress_weight > 0, cache_dir=self._cache_dir())
+        timeline["descriptors_ready"] = time.time()
         self.output.n_points = int(spec.n_points)
         self.output.n_computed = int(n_todo)
         self.output.run_started = started
         self.to_hdf()
+        timeline["submitting"] = time.time()
         self._run_chunks(todo)
 
     def _chunk_spec(self) -> GridSpec:
@@ -644,6 +659,11 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         n_computed = int(out.get("n_computed") or 0)
         out.ms_per_stored_job = 1e3 * store_seconds / n_computed if n_computed else float("nan")
         out.chunk_events = json.dumps(self.chunk_events())
+        shutil.rmtree(self._shared_dir(), ignore_errors=True)  # the once-per-grid parts the chunks shared
+        timeline = getattr(self, "_master_timeline", None)
+        if timeline is not None:
+            timeline["finished"] = time.time()
+            out.master_timeline = dict(timeline)
         mark_finished(self)
 
     def compute_chunk(
@@ -651,32 +671,45 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         draws: Iterable[Sequence],
         dataset: LadderDataset | str | Path | int | None = None,
         cache_dir: str | None = None,
+        chunk_index: int = 0,
     ) -> dict:
         """Compute and store the points of ``draws`` (``(twojmax, sampling, repetition)``) not yet stored.
 
-        What a ``GridChunk`` runs; points whose ``QSnapFit`` child is in the database as finished are skipped.
+        What a ``GridChunk`` runs; points whose ``QSnapFit`` child is in the database as finished are skipped. The
+        once-per-grid parts (validation and test statistics, leverage scores) are shared with the grid's other
+        chunks of the same ``job.run()`` through files (:mod:`~pyiron_mlip_tradeoff.chunk_sharing`): each is
+        computed by one chunk, the first to claim it, and read by the others.
 
         Args:
             draws: the draws of the chunk.
             dataset: ``input.dataset`` as the chunk sees it (default: the grid's).
             cache_dir: the descriptor cache (default: the grid's).
+            chunk_index: the chunk's position in the grid's plan; chunks begin claiming shared parts at different
+                parts by it.
 
         Returns:
             ``computed`` and ``skipped`` (point job names) and ``store_seconds``.
         """
+        clock = self._chunk_timeline = {"compute_chunk": time.time()}
         data = load_dataset(dataset if dataset is not None else self.input.dataset, self.project)
+        clock["dataset_loaded"] = time.time()
         data, spec = self._plan(data)
+        clock["planned"] = time.time()
         wanted = {(int(d[0]), str(d[1]), int(d[2])) for d in draws}
         unknown = wanted - set(grid_draws(spec))
         if unknown:
             raise ValueError(f"draws {sorted(unknown)} are not part of grid {self.job_name!r}")
+        once = self._shared_parts(spec, int(chunk_index))
         if self._point_storage() == "table":
             done = wanted & set(stored_draws(self._points_dir()))
-            _, store_seconds = self._compute_and_store_table(data, spec, wanted - done, cache_dir or self._cache_dir())
+            _, store_seconds = self._compute_and_store_table(data, spec, wanted - done, cache_dir or self._cache_dir(),
+                                                             once_per_grid=once)
+            clock["points_done"] = time.time()
             names = [(point_job_name(self.job_name, k), _draw_of(k) in done) for k in spec.keys()
                      if _draw_of(k) in wanted]
             return {"computed": [n for n, d in names if not d], "skipped": [n for n, d in names if d],
-                    "store_seconds": store_seconds}
+                    "store_seconds": store_seconds, "timeline": clock,
+                    "stage_seconds": dict(getattr(self, "_stage_seconds", {}))}
         children = self._children()
         names = {k: point_job_name(self.job_name, k) for k in spec.keys() if _draw_of(k) in wanted}
         finished = {n for n in names.values() if n in children and children[n]["status"] == "finished"}
@@ -685,9 +718,33 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
                 self.project.remove_job(int(children[name]["id"]))
         todo = {k for k, n in names.items() if n not in finished}
         rows, store_seconds = self._compute_and_store(data, spec, lambda k: k not in todo, names,
-                                                      cache_dir or self._cache_dir())
+                                                      cache_dir or self._cache_dir(), once_per_grid=once)
+        clock["points_done"] = time.time()
         return {"computed": [r["job_name"] for r in rows],
-                "skipped": [n for n in names.values() if n in finished], "store_seconds": store_seconds}
+                "skipped": [n for n in names.values() if n in finished], "store_seconds": store_seconds,
+                "timeline": clock, "stage_seconds": dict(getattr(self, "_stage_seconds", {}))}
+
+    def _shared_dir(self) -> Path:
+        """Folder where the chunks of a chunked run share their once-per-grid parts."""
+        return Path(self.working_directory).resolve() / "chunk_shared"
+
+    def _shared_parts(self, spec: GridSpec, chunk_index: int):
+        """``run_grid``'s ``once_per_grid`` for a chunk: each part shared with the other chunks of this run (the
+        key holds the grid's settings and the run's start, so nothing of another run or other input is read)."""
+        from ..chunk_sharing import share_parts
+
+        run = repr(self.output.get("run_started"))
+
+        def once(twojmax: int, parts: dict) -> Mapping:
+            start = time.perf_counter()
+            key = hashlib.sha256(pickle.dumps((run, int(twojmax), spec), protocol=4)).hexdigest()[:20]
+            values = share_parts(self._shared_dir(), key, parts, start=chunk_index)
+            timings = getattr(self, "_stage_seconds", None)  # computing, waiting for and reading the parts
+            if timings is not None:
+                timings["shared_parts"] = timings.get("shared_parts", 0.0) + time.perf_counter() - start
+            return values
+
+        return once
 
     def _store_point(self, point: GridPoint, name: str, spec: GridSpec) -> tuple[dict, dict]:
         """Write one computed point as a finished ``QSnapFit`` child (HDF5 and LAMMPS files; no refit).

@@ -6,8 +6,9 @@ Shared by :class:`~pyiron_mlip_tradeoff.jobs.ladder.PrecisionLadder` (``LadderCh
 
 * submits every chunk that still has work (the same child job again, if one exists and still fits the plan, so its
   working directory, SLURM logs and already stored results are kept);
-* polls: every ``input.poll_interval`` seconds it asks the queue (pysqa) which of its user's jobs are still listed,
-  *then* reads the database and the stored results; a chunk that has left the queue has written all it ever will;
+* polls: every ``input.poll_interval`` seconds, and at once when a chunk writes that it ended (the events file
+  is looked at every 0.1 s), it asks the queue (pysqa) which of its user's jobs are still listed, *then* reads the
+  database and the stored results; a chunk that has left the queue has written all it ever will;
 * resubmits a chunk that left the queue with work missing (``scancel``, a lost node, a time limit, a crash), at most
   ``input.max_resubmissions`` times per ``job.run()``, and logs every event in ``chunk_events.jsonl``;
 * with ``input.wait_for_chunks = False`` returns after submitting (status ``suspended``); the chunk that ends last
@@ -55,6 +56,10 @@ __all__ = [
 
 #: the master's log of chunk events (one JSON object per line) in its working directory
 EVENTS_FILE = "chunk_events.jsonl"
+#: seconds between two looks at the events file while the master waits (a chunk that ends writes there)
+EVENTS_CHECK_SECONDS = 0.1
+#: seconds between two looks at the queue while a chunk that wrote its ``ended`` record is still listed there
+LEAVING_CHECK_SECONDS = 0.2
 
 
 def chunk_job_name(master_name: str, index: int) -> str:
@@ -71,6 +76,7 @@ class QueueChunk:
         items: the master's description of the chunk's work (ladder units, grid draws, ...).
         queue_id: the queue (SLURM) id of its current submission, ``None`` before the first.
         submissions: how often this ``job.run()`` submitted it. history: the queue id of every submission.
+        submitted_at: Unix time of its latest submission by this ``job.run()`` (0: submitted by an earlier one).
     """
 
     index: int
@@ -78,6 +84,7 @@ class QueueChunk:
     queue_id: int | None = None
     submissions: int = 0
     history: list = field(default_factory=list)
+    submitted_at: float = 0.0
 
 
 def validate_chunk_settings(job: GenericJob, master: str, unit: str) -> None:
@@ -326,6 +333,12 @@ class ChunkedMaster:
             handle.write(json.dumps(record) + "\n")
 
     # -- submitting and waiting ----------------------------------------------------------------------------------
+    def _stamp(self, name: str) -> None:
+        """Note the Unix time of a step of this run in ``self._master_timeline`` (if the master keeps one)."""
+        timeline = getattr(self, "_master_timeline", None)
+        if timeline is not None:
+            timeline[name] = time.time()
+
     def _begin_chunked_run(self) -> None:
         """Before the chunks are cut: the working directory exists and, if this process will wait for the chunks,
         the master is ``running`` and owned by this process."""
@@ -338,6 +351,7 @@ class ChunkedMaster:
         """Submit ``chunks``; then either return with the master ``suspended`` (``wait_for_chunks`` False; the
         last chunk to end finishes it) or wait for them and finish the master here."""
         active = self._start_chunks(chunks)
+        self._stamp("submitted")
         if not bool(self.input.wait_for_chunks):
             self.status.suspended = True
             self.to_hdf()
@@ -345,6 +359,7 @@ class ChunkedMaster:
             finish_master_if_complete(self.project, int(self.job_id), master=self)
             return
         self._wait_for_chunks(active)
+        self._stamp("chunks_done")
         self._finish_chunked()
         self._release_owner()
 
@@ -365,6 +380,7 @@ class ChunkedMaster:
             queue_id = self._queue_id(entry)
             if entry is not None and not left_queue(entry, queue_id, alive):
                 chunk.queue_id = queue_id  # still queued or running from an earlier run(): wait for it
+                chunk.submitted_at = time.time()  # an "ended" record from before is not this submission's
                 self._log_event("waiting", chunk)
             else:
                 if entry is not None:
@@ -378,15 +394,26 @@ class ChunkedMaster:
         """Poll until every chunk has left the queue with its work stored; resubmit chunks that died."""
         max_resubmissions = int(self.input.max_resubmissions)
         poll = float(self.input.poll_interval)
+        leaving = False
+        self._events_seen = self._events_size()
         while active:
-            time.sleep(poll)
+            # a chunk that ends says so in the events file: look at the queue then, not only every poll interval;
+            # one that said so but is still listed (its process exiting) is looked at again shortly
+            self._sleep_until_events(min(poll, LEAVING_CHECK_SECONDS) if leaving else poll)
+            seen = self._events_size()
             alive = queue_ids_alive()  # the queue first: a chunk that left it has written all it will write
             self._before_chunk_scan()
             entries = self._chunk_entries()
             merged = False
+            ended = self._ended_chunks(active)
             for index, chunk in list(active.items()):
                 entry = entries.get(chunk_job_name(self.job_name, index))
                 if not left_queue(entry, chunk.queue_id, alive):
+                    # still listed; one that wrote its "ended" record has stored all it will (it is exiting)
+                    if index in ended and not self._chunk_missing(chunk):
+                        self._log_event("finished", chunk)
+                        del active[index]
+                        merged = True
                     continue
                 missing = self._chunk_missing(chunk)
                 if not missing:
@@ -406,9 +433,33 @@ class ChunkedMaster:
                 self._submit_chunk(chunk, entry)
             if merged:
                 self._chunks_merged()
+            leaving = bool(self._ended_chunks(active))
+            self._events_seen = seen
+
+    def _events_size(self) -> int:
+        try:
+            return self._events_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _sleep_until_events(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less: until the events file has grown since the queue was last asked."""
+        deadline = time.monotonic() + seconds
+        seen = getattr(self, "_events_seen", None)
+        while (left := deadline - time.monotonic()) > 0:
+            if seen is not None and self._events_size() != seen:
+                return
+            time.sleep(min(EVENTS_CHECK_SECONDS, left))
+
+    def _ended_chunks(self, active: dict[int, QueueChunk]) -> set[int]:
+        """Indices of the ``active`` chunks that wrote an ``ended`` record after their latest submission."""
+        return {e["chunk"] for e in self.chunk_events()
+                if e.get("event") == "ended" and e.get("chunk") in active
+                and float(e.get("time", 0.0)) >= active[e["chunk"]].submitted_at}
 
     def _submit_chunk(self, chunk: QueueChunk, entry: dict | None) -> None:
         """Submit ``chunk`` to the queue: the existing child job again if it still fits, else a new one."""
+        submitted_at = time.time()
         name = chunk_job_name(self.job_name, chunk.index)
         n_todo = len(self._chunk_todo(chunk))
         child = None
@@ -430,6 +481,7 @@ class ChunkedMaster:
                 child.server.memory_limit = self.server.memory_limit
             child.run()
         chunk.queue_id = None if child.server.queue_id is None else int(child.server.queue_id)
+        chunk.submitted_at = submitted_at
         chunk.submissions += 1
         chunk.history.append(chunk.queue_id)
         self._log_event("submitted", chunk, n_todo=n_todo)
