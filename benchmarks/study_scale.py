@@ -33,7 +33,10 @@ Stages:
    (validation and test statistics, leverage scores) and per-draw time; the study's 50 draws (10 at 2Jmax 8) are
    EXTRAPOLATED as once-per-grid + 50 × per-draw, said so in the output. ``vs_limit``: that grid time over 50 × one
    QR pass over a draw's largest subset, timed alone. ``ms_per_point``: bookkeeping (rows, coefficients, files) per
-   point; kB per point from the files written.
+   point; kB per point from the files written. The leverage scores are exact unless ``--leverage-sketch R`` asks for
+   sketched ones (an approximation, opt-in); the grid line and ``leverage=`` on the last line say which.
+   ``chunks_kept_open=`` says whether a draw's pass kept the chunk files open (caches of at most
+   ``--keep-chunks-open`` chunks, default ``descriptor_cache.KEPT_OPEN_FILES``; each open file holds memory).
 5. **Comparisons** (another subprocess): both ways of keeping points (``"jobs"`` vs ``"table"``) on the same small
    grid (one draw, the two smallest sizes; ``--no-compare-storage`` leaves it out), and the study's dense approach
    — a weighted ``numpy.linalg.lstsq`` of a point's rows and a dense prediction of its test set — timed on three
@@ -331,7 +334,7 @@ def _folder_bytes(path: Path) -> int:
 
 
 def _grid_job(pr, name: str, dataset_path: Path, twojmax: int, sizes, sampling: str, draws: int, storage: str,
-              cache: str):
+              cache: str, leverage_sketch: int | None = None):
     grid = pr.create.job.TradeoffGrid(name)
     grid.input.dataset = str(dataset_path)
     grid.input.levels = list(range(1, N_LEVELS + 1))
@@ -342,15 +345,20 @@ def _grid_job(pr, name: str, dataset_path: Path, twojmax: int, sizes, sampling: 
     grid.input.reference_level = N_LEVELS
     grid.input.point_storage = storage
     grid.input.descriptor_caches = {str(twojmax): str(cache)}
+    grid.input.leverage_sketch = leverage_sketch
     return grid
 
 
 def grid_stage(args) -> dict:
     """Run in a subprocess whose memory is sampled: the grid as a ``TradeoffGrid`` job (table storage) on the
     chunked descriptor cache, then — timed apart — what the grid time is made of."""
+    from pyiron_mlip_tradeoff import descriptor_cache
     from pyiron_mlip_tradeoff.descriptor_cache import ChunkedDescriptorCache
     from pyiron_mlip_tradeoff.fitting import labelled_blocks, statistics_from_blocks
     from pyiron_mlip_tradeoff.jobs.grid_points import read_draw, stored_draws
+
+    if args.keep_chunks_open is not None:
+        descriptor_cache.KEPT_OPEN_FILES = args.keep_chunks_open
 
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
@@ -359,14 +367,15 @@ def grid_stage(args) -> dict:
     dataset, dataset_path = study_dataset(Path(args.pool), args.configs)
     cache = ChunkedDescriptorCache(args.desc_cache)
     grid = _grid_job(pr, "study", dataset_path, args.twojmax, study_sizes(args.configs), args.sampling, args.draws,
-                     "table", args.desc_cache)
+                     "table", args.desc_cache, args.leverage_sketch)
     start, cpu = time.perf_counter(), time.process_time()
     grid.run()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     table = grid.get_table()
     out = {"points": len(table), "grid_seconds": wall, "grid_cpu": cpu, "store_seconds": float(grid.output.store_seconds),
            "bytes": _folder_bytes(grid._points_dir()) + _folder_bytes(Path(grid.project_hdf5.file_name)),
-           "p": int(cache.n_columns), "sizes": study_sizes(args.configs)}
+           "p": int(cache.n_columns), "sizes": study_sizes(args.configs),
+           "chunks_kept_open": cache.n_chunks <= descriptor_cache.KEPT_OPEN_FILES}
     # the parts as the grid timed them (fitting.run_grid(timings=…)): once per grid (validation and test
     # statistics, leverage scores of the pool) and per draw (the streamed passes); then the limit of the method, one
     # QR pass over each draw's largest subset, timed alone
@@ -489,7 +498,7 @@ def slurm_stage(args) -> dict:
     for workers in (1, 2):
         _idle_queue()
         grid = _grid_job(pr, f"slurm_{workers}", dataset_path, args.twojmax, study_sizes(args.configs),
-                         args.sampling, args.slurm_draws, "table", args.desc_cache)
+                         args.sampling, args.slurm_draws, "table", args.desc_cache, args.leverage_sketch)
         grid.server.queue = "local"
         grid.server.cores = 1
         grid.input.chunk_size = -(-args.slurm_draws // workers)
@@ -645,6 +654,12 @@ def main() -> None:
                         help="draws measured (the study has 50; the rest is extrapolated and said so)")
     parser.add_argument("--sampling", default="block", choices=["energy", "block", "random"],
                         help="how training subsets are drawn (default block leverage, the study's)")
+    parser.add_argument("--leverage-sketch", type=int, default=None, metavar="R",
+                        help="sketched (approximate) leverage scores with R columns for leverage sampling (default: "
+                             "exact; the output says which was used)")
+    parser.add_argument("--keep-chunks-open", type=int, default=None, metavar="N",
+                        help="keep the chunk files open during a draw's pass when the cache has at most N chunks "
+                             "(default descriptor_cache.KEPT_OPEN_FILES; each open file holds memory)")
     parser.add_argument("--reuse-descriptors", action="store_true",
                         help="reuse a complete chunked cache of an earlier run of this benchmark and print the "
                              "descriptor figures it recorded (said so) instead of computing them again")
@@ -732,7 +747,9 @@ def main() -> None:
     # stage 4: the grid (memory of its process sampled), then the comparisons in a process of their own
     base = [sys.executable, __file__, "--pool", str(pool.path), "--configs", str(len(pool)), "--twojmax",
             str(args.twojmax), "--draws", str(args.draws), "--sampling", args.sampling, "--desc-cache",
-            str(cache_path), "--dense-rows", str(args.dense_rows)]
+            str(cache_path), "--dense-rows", str(args.dense_rows),
+            *([] if args.leverage_sketch is None else ["--leverage-sketch", str(args.leverage_sketch)]),
+            *([] if args.keep_chunks_open is None else ["--keep-chunks-open", str(args.keep_chunks_open)])]
     load_before = os.getloadavg()
     grid = run_measured([*base, "--stage", "grid", "--work", str(WORK / f"grid_{name}")])
     WORK.mkdir(parents=True, exist_ok=True)
@@ -755,7 +772,10 @@ def main() -> None:
                     - stages.get("descriptors_cpu", 0.0)) / draws
     fixed_cpu = grid["grid_cpu"] - draws * per_draw_cpu
     vs_limit_cpu = (fixed_cpu + study * per_draw_cpu) / (study * float(np.mean(grid["limit_cpu"])))
-    print(f"grid (2Jmax {args.twojmax}, p={grid['p']}, {args.sampling} sampling): {N_LEVELS} levels x {len(sizes)} "
+    leverage = "exact" if args.leverage_sketch is None else f"sketch{args.leverage_sketch}"
+    how = "exact" if args.leverage_sketch is None else f"SKETCHED ({args.leverage_sketch} columns, approximate)"
+    print(f"grid (2Jmax {args.twojmax}, p={grid['p']}, {args.sampling} sampling, {how} leverage scores): "
+          f"{N_LEVELS} levels x {len(sizes)} "
           f"sizes {sizes[0]}..{sizes[-1]} x 6 weight ratios x {draws} draws = {grid['points']} points in "
           f"{grid['grid_seconds']:.1f} s (TradeoffGrid job, table storage; load average {load_before[0]:.1f} before); "
           f"peak memory {grid['peak_gb']:.3f} GB")
@@ -821,7 +841,7 @@ def main() -> None:
           f"grid_seconds_measured={grid['grid_seconds']:.1f} descriptor_seconds={desc_seconds:.1f} "
           f"kb_per_point={grid['bytes'] / grid['points'] / 1024:.2f} ms_per_point_as_jobs={ms_jobs:.2f} "
           f"max_test_rmse_disagreement={worst:.1e} load_before={load_before[0]:.1f} slurm_speedup={speedup:.2f} "
-          f"slurm_load={slurm_load:.1f}")
+          f"slurm_load={slurm_load:.1f} leverage={leverage} chunks_kept_open={grid['chunks_kept_open']}")
 
 if __name__ == "__main__":
     main()

@@ -24,6 +24,7 @@ Nothing in this module imports pyiron.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -115,6 +116,10 @@ def _pool_key(chunk_keys: Sequence[str], chunk_size: int, virial: bool) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+#: chunks of a cache up to which :meth:`ChunkedDescriptorCache.kept_open` keeps its files open
+KEPT_OPEN_FILES = 128
+
+
 class ChunkedDescriptorCache:
     """An existing chunked cache folder (see the module docstring): which chunks are done, and their rows.
 
@@ -145,6 +150,7 @@ class ChunkedDescriptorCache:
         self.bounds = _bounds(len(self.n_atoms), self.chunk_size)
         self.n_columns = _width({"twojmax": self.twojmax, **self.settings}, len(self.elements))
         self._finished: dict[int, tuple[tuple, DescriptorStore]] = {}
+        self._keep: tuple[contextlib.ExitStack, set] | None = None  # inside kept_open(): the files held open
 
     @property
     def n_configs(self) -> int:
@@ -250,10 +256,33 @@ class ChunkedDescriptorCache:
                 stop += 1
             first = self.bounds[k][0]
             store = self.chunk_store(k)
+            if self._keep is not None and id(store) not in self._keep[1]:
+                self._keep[0].enter_context(store.kept_open())
+                self._keep[1].add(id(store))
             for block in store.iter_blocks(idx[start:stop] - first, forces=forces):
                 block.index += first
                 yield block
             start = stop
+
+    @contextlib.contextmanager
+    def kept_open(self, max_open: int | None = None) -> Iterator[ChunkedDescriptorCache]:
+        """Within this block every chunk file :meth:`iter_blocks` reads is opened once and kept open (see
+        ``DescriptorStore.kept_open``) — if the cache has at most ``max_open`` chunks (default
+        :data:`KEPT_OPEN_FILES`); else files are opened per read as usual. Reading nested subsets segment by segment then opens each chunk once, not once per segment.
+
+        Each open HDF5 file holds memory (mostly the library's metadata-cache table), which the cap bounds. All or
+        nothing: with only some of the files open every further open was slower than with none open (HDF5 looks
+        through its open files on every open), so a draw's pass cost more than keeping none; ``benchmarks/
+        study_scale.py --keep-chunks-open N`` measures a grid either way."""
+        if self._keep is not None or self.n_chunks > (KEPT_OPEN_FILES if max_open is None else max_open):
+            yield self
+            return
+        with contextlib.ExitStack() as stack:
+            self._keep = (stack, set())
+            try:
+                yield self
+            finally:
+                self._keep = None
 
     def energy_rows(self, indices: Iterable[int] | None = None) -> np.ndarray:
         """(len(indices), p) energy rows of the given configurations (all by default)."""

@@ -42,6 +42,7 @@ Nothing in this module imports pyiron.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -917,6 +918,7 @@ class DescriptorStore:
             self.volumes = np.asarray(f["volumes"][()], dtype=float) if "volumes" in f else None
             self.n_columns = int(f["energy_rows"].shape[1])
             self.has_virial = "virial_rows" in f
+        self._kept = None  # (file, energy_rows, force_rows, virial_rows) inside kept_open()
 
     @property
     def element(self) -> str:
@@ -1055,15 +1057,35 @@ class DescriptorStore:
 
         idx = self._indices(indices)
         o = self.force_offsets
-        with h5py.File(self.path, "r") as f:
-            energy, force = f["energy_rows"], f["force_rows"]
-            virial = f["virial_rows"] if self.has_virial else None
+        with contextlib.ExitStack() as stack:
+            if self._kept is None:
+                f = stack.enter_context(h5py.File(self.path, "r", rdcc_nbytes=0))
+                energy, force = f["energy_rows"], f["force_rows"]
+                virial = f["virial_rows"] if self.has_virial else None
+            else:
+                _, energy, force, virial = self._kept
             for i in idx:
                 i = int(i)
                 rows = force[o[i] : o[i + 1]] if forces else np.zeros((0, self.n_columns))
                 v = virial[6 * i : 6 * i + 6] if virial is not None else None
                 volume = None if self.volumes is None else float(self.volumes[i])
                 yield DescriptorBlock(i, int(self.n_atoms[i]), energy[i], rows, v, volume)
+
+    @contextlib.contextmanager
+    def kept_open(self) -> Iterator[DescriptorStore]:
+        """Within this block :meth:`iter_blocks` reads through one open file instead of opening it on every call
+        (many calls for a few configurations each, as a grid's nested subsets make, cost one open, not one each)."""
+        import h5py
+
+        if self._kept is not None:
+            yield self
+            return
+        with h5py.File(self.path, "r", rdcc_nbytes=0) as f:
+            self._kept = (f, f["energy_rows"], f["force_rows"], f["virial_rows"] if self.has_virial else None)
+            try:
+                yield self
+            finally:
+                self._kept = None
 
     def load(self, indices: Sequence[int] | None = None) -> DescriptorSet:
         """The given configurations (all by default) as an in-memory :class:`DescriptorSet`."""

@@ -60,7 +60,14 @@ from .descriptors import (
     resolve_elements,
     resolve_settings,
 )
-from .leverage import DEFAULT_LEVERAGE_ENERGY_WEIGHT, check_ridge, leverage_scores, ranking, repetition_rng
+from .leverage import (
+    DEFAULT_LEVERAGE_ENERGY_WEIGHT,
+    check_ridge,
+    check_sketch_columns,
+    leverage_scores,
+    ranking,
+    repetition_rng,
+)
 from .reference import check_reference, reference_contributions
 from .reference_level import resolve_reference_level
 from .regression import (
@@ -714,7 +721,10 @@ class FitResult:
 
     Attributes:
         coefficients: (p,) β in eV per descriptor unit, column order of the descriptors (constant first).
-        errors: DataFrame, one row per (set, reference level); see :func:`errors_table` (meV/atom, meV/Å).
+        errors: DataFrame, one row per (set, reference level); see :func:`errors_table` (meV/atom, meV/Å). May be
+            given as the mapping :func:`errors_table` takes (``{set: FitErrors or {group: FitErrors}}``): the
+            DataFrame is then built on first access (a grid makes thousands of results and reads only
+            :meth:`summary`, which takes the same numbers from the mapping).
         dft_seconds: DFT cost of the training configurations at the training level in seconds — CPU seconds
             where the dataset records them, else wall seconds (NaN when the dataset has no timings).
         n_train: number of training configurations.
@@ -726,7 +736,7 @@ class FitResult:
     """
 
     coefficients: np.ndarray
-    errors: pd.DataFrame
+    errors: pd.DataFrame  # a property (below): the table, built from the error sets on first access
     dft_seconds: float
     n_train: int
     training_level: int
@@ -761,9 +771,11 @@ class FitResult:
     def summary(self) -> dict[str, float]:
         """Flat scalars for tables: ``validation_*``, ``test_*`` and ``train_*`` errors against the reference level
         (NaN for a set that was not evaluated)."""
-        # what error() gives for each set, from the columns as arrays (a grid calls this once per point)
-        e = self.errors
         keys = ("energy_rmse", "energy_rmse_shifted", "force_rmse", "stress_rmse")
+        if self._errors is None:  # the very numbers the table would hold, without building it
+            return _summary_of_sets(self._error_sets, self.reference_level, keys)
+        # what error() gives for each set, from the columns as arrays
+        e = self.errors
         base = (e["group"].to_numpy() == ALL) & (e["reference_level"].to_numpy() == self.reference_level)
         sets = e["set"].to_numpy()
         columns = {k: e[k].to_numpy() for k in keys}
@@ -773,6 +785,37 @@ class FitResult:
             for key in keys:
                 out[f"{set_name}_{key}"] = float(columns[key][where[0]]) if where.size else np.nan
         return out
+
+
+def _errors_of_result(result: FitResult) -> pd.DataFrame:
+    if result._errors is None:
+        result._errors = errors_table(result._error_sets)
+        result._error_sets = None
+    return result._errors
+
+
+def _set_errors_of_result(result: FitResult, value) -> None:
+    if isinstance(value, pd.DataFrame):
+        result._errors, result._error_sets = value, None
+    else:
+        result._errors, result._error_sets = None, dict(value)
+
+
+FitResult.errors = property(_errors_of_result, _set_errors_of_result,
+                            doc="DataFrame, one row per (set, group, reference level); see :func:`errors_table`.")
+
+
+def _summary_of_sets(sets: Mapping, reference_level: int, keys: Sequence[str]) -> dict[str, float]:
+    """:meth:`FitResult.summary` from the error sets: for each set the all-configurations errors against the
+    reference level (the first such entry, as in the table), NaN for a set that was not evaluated."""
+    out = {}
+    for set_name in ("validation", "test", "train"):
+        value = sets.get(set_name)
+        e = value if value is None or isinstance(value, FitErrors) else value[ALL]
+        where = [] if e is None else [i for i, lv in enumerate(e.levels) if lv == reference_level]
+        for key in keys:
+            out[f"{set_name}_{key}"] = float(np.ravel(getattr(e, key))[where[0]]) if where else np.nan
+    return out
 
 
 def _dft_seconds(dataset: LadderDataset, level: int, indices: np.ndarray) -> float:
@@ -1025,6 +1068,8 @@ class GridSpec:
         stress_weight: w_V (0: no stress rows). elements: the model's elements (None: ``(element,)``).
         reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
         group_weights: ``{group: (g_E, g_F, g_V)}`` multipliers.
+        leverage_sketch: ``None`` (exact leverage scores) or r, the columns of sketched (approximate) scores (see
+            :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
     """
 
     levels: tuple[int, ...]
@@ -1050,6 +1095,7 @@ class GridSpec:
     reference_potential: dict | None = None
     reference_energies: dict = field(default_factory=dict)
     group_weights: dict = field(default_factory=dict)
+    leverage_sketch: int | None = None
 
     @property
     def model_elements(self) -> tuple[str, ...]:
@@ -1127,6 +1173,7 @@ def plan_grid(
     reference_potential: Mapping | None = None,
     reference_energies: Mapping[str, float] | None = None,
     group_weights: Mapping | None = None,
+    leverage_sketch: int | None = None,
 ) -> GridSpec:
     """Validate a grid and return its :class:`GridSpec` (nothing is computed).
 
@@ -1157,6 +1204,9 @@ def plan_grid(
         elements: the model's elements in order (default ``(element,)``).
         reference_potential, reference_energies: subtracted from the labels (see :func:`fit_qsnap`).
         group_weights: per-group multipliers of (w_E, w_F, w_V) (see :func:`check_group_weights`).
+        leverage_sketch: ``None`` (default): exact leverage scores. r ≥ 1: sketched scores for leverage sampling,
+            an approximation (relative standard deviation at most √(2/r) per configuration) whose second pass over
+            the pool costs about r / p of the exact one (see :func:`~pyiron_mlip_tradeoff.leverage.leverage_scores`).
 
     Raises:
         ValueError/TypeError: any invalid entry, an empty list (a grid with zero points), sizes beyond the pool,
@@ -1211,6 +1261,7 @@ def plan_grid(
         raise ValueError(f"subset size {sizes[-1]} is larger than the training pool ({pool.size} configurations)")
     lev_w = check_weight("leverage_energy_weight", leverage_energy_weight)
     lev_ridge = None if leverage_ridge is None else check_ridge(leverage_ridge)
+    sketch = check_sketch_columns(leverage_sketch)
     if ridge is not None:
         check_weight("ridge", ridge)
     if rcond is not None and not (np.isfinite(float(rcond)) and 0 <= float(rcond) < 1):
@@ -1218,7 +1269,7 @@ def plan_grid(
     return GridSpec(levels_t, tuple(sizes), ratios, wf, tuple(tjs), methods, reps, seed, pool, test, settings,
                     lev_w, rcond, ridge, element, validation, reference, lev_ridge, wv,
                     None if elements is None else names,
-                    None if reference_potential is None else dict(reference_potential), energies, gw)
+                    None if reference_potential is None else dict(reference_potential), energies, gw, sketch)
 
 
 @dataclass
@@ -1408,7 +1459,8 @@ def _once_per_grid_parts(dataset: LadderDataset, spec: GridSpec, desc, tj: int, 
         def scores(kind=kind):
             return leverage_scores(lambda: desc.iter_blocks(spec.pool, forces=kind == "block"), kind,
                                    energy_weight=spec.leverage_energy_weight, rcond=None,
-                                   ridge=spec.leverage_ridge).scores
+                                   ridge=spec.leverage_ridge, sketch_columns=spec.leverage_sketch,
+                                   sketch_seed=spec.seed).scores
 
         parts[f"leverage_{sampling}"] = timed("leverage", scores)
     parts["test"] = timed("sets", lambda: set_statistics(dataset, desc, spec.test_indices, **common))
@@ -1485,11 +1537,14 @@ def draw_statistics(
             yield from labelled_blocks(dataset, descriptors, segment, offsets=offsets, stress=stress)
 
     levels = tuple(dataset.levels)
-    if grouped:
-        groups = dataset.groups[np.concatenate(segments)].tolist()
-        yield from grouped_statistics_for_nested_subsets(blocks(), groups, sizes, levels=levels)
-    else:
-        yield from statistics_for_nested_subsets(blocks(), sizes, levels=levels)
+    # a store read segment by segment keeps its files open for the pass (else each segment reopens every chunk)
+    keep = getattr(descriptors, "kept_open", None)
+    with keep() if keep is not None else contextlib.nullcontext():
+        if grouped:
+            groups = dataset.groups[np.concatenate(segments)].tolist()
+            yield from grouped_statistics_for_nested_subsets(blocks(), groups, sizes, levels=levels)
+        else:
+            yield from statistics_for_nested_subsets(blocks(), sizes, levels=levels)
 
 
 def _errors_many(stats, betas: np.ndarray) -> list:
@@ -1537,9 +1592,8 @@ def _points_for_subset(
             if validation_errors is not None:
                 sets["validation"] = validation_errors[j]
             sets["test"] = test_errors[j]
-            table = errors_table(sets)
             result = FitResult(
-                coefficients=fits[lv].coefficients, errors=table, dft_seconds=seconds[lv], n_train=size,
+                coefficients=fits[lv].coefficients, errors=sets, dft_seconds=seconds[lv], n_train=size,
                 training_level=int(lv), energy_weight=we, force_weight=wf, twojmax=int(tj),
                 reference_level=reference, rank=int(fits[lv].rank), train_indices=train_sorted.copy(),
                 test_indices=spec.test_indices, validation_indices=spec.validation_indices,

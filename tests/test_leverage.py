@@ -193,6 +193,34 @@ def test_real_descriptor_leverage(be_descriptors):
     np.testing.assert_allclose(e.scores, _dense_ridge_leverage(d.energy_rows, e.ridge_lambda), rtol=1e-5)
 
 
+def test_sketched_leverage_approximates_the_exact_scores_and_is_off_by_default(be_descriptors):
+    """Sketched block leverage (opt-in) on real descriptors (rank 120 > r): every configuration's score within
+    3·√(2/r) relative of the exact one (√(2/r) bounds the relative standard deviation), their mean over 20 sketch
+    seeds within 3·√(2/r)/√20, the seed reproducible; without a sketch (the default) or with r ≥ the rank the
+    scores are the exact ones, bit for bit."""
+    d = be_descriptors
+    exact = block_leverage(d, energy_weight=150.0)
+    assert exact.sketch_columns is None and exact.rank == 120
+    r = 48
+    bound = 3 * np.sqrt(2 / r)
+    runs = [leverage_scores(d, "block", 150.0, sketch_columns=r, sketch_seed=seed) for seed in range(20)]
+    assert all(run.sketch_columns == r for run in runs)
+    for run in runs:
+        assert np.max(np.abs(run.scores / exact.scores - 1)) < bound
+        np.testing.assert_array_equal(run.singular_values, exact.singular_values)  # pass 1 is exact
+    mean = np.mean([run.scores for run in runs], axis=0)
+    assert np.max(np.abs(mean / exact.scores - 1)) < bound / np.sqrt(len(runs))
+    assert not np.allclose(runs[0].scores, exact.scores, rtol=1e-3)  # it is an approximation
+    np.testing.assert_array_equal(leverage_scores(d, "block", 150.0, sketch_columns=r, sketch_seed=0).scores,
+                                  runs[0].scores)
+    full = leverage_scores(d, "block", 150.0, sketch_columns=exact.rank)
+    assert full.sketch_columns is None
+    np.testing.assert_array_equal(full.scores, exact.scores)
+    for bad in (0, -3, 2.5, True, "8"):
+        with pytest.raises(ValueError, match="sketch_columns"):
+            leverage_scores(d, "block", sketch_columns=bad)
+
+
 def test_leverage_from_plain_block_callable_and_errors():
     d = _random_set(seed=7)
     pairs = [(b.energy_row, b.force_rows) for b in d.iter_blocks()]

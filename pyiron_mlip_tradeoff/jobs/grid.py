@@ -155,6 +155,8 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             default 0: no stress rows).
         leverage_energy_weight: w_E/w_F of the energy row in block leverage (default 150, the study's).
         leverage_ridge: λ / s_max² of ridge leverage (default ``None``: automatic, see ``leverage.leverage_scores``).
+        leverage_sketch: ``None`` (default, exact leverage scores) or r, the columns of sketched, approximate
+            scores (faster for a large pool; see ``fitting.plan_grid``).
         cache_dir: descriptor cache (default: the grid's working directory, so a rerun reuses descriptors). On a
             cluster it must be on a file system the compute nodes see, as pyiron projects are.
         chunk_size: draws per queue job (``None``, the default: no chunks); needs ``job.server.queue``. A draw is
@@ -237,6 +239,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
         self.input.group_weights = {}
         self.input.leverage_energy_weight = DEFAULT_LEVERAGE_ENERGY_WEIGHT
         self.input.leverage_ridge = None
+        self.input.leverage_sketch = None
         self.input.rcond = None
         self.input.ridge = None
         self.input.cache_dir = None
@@ -273,6 +276,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             split_fractions=to_builtin(self.input.get("split_fractions")) or DEFAULT_SPLIT,
             reference_level=to_builtin(self.input.get("reference_level")),
             leverage_ridge=to_builtin(self.input.get("leverage_ridge")),
+            leverage_sketch=to_builtin(self.input.get("leverage_sketch")),
             stress_weight=self.input.get("stress_weight", 0.0) or 0.0,
             elements=to_builtin(self.input.get("elements")) or None,
             reference_potential=to_builtin(self.input.get("reference_potential")),
