@@ -28,8 +28,10 @@ Stages:
    run is used and the figures that run recorded are printed, marked REUSED with the date and load of that run.
 4. **The study's 3D-Pareto grid**: 6 levels × 12 subset sizes (100…9,990 for 20,000 configurations, scaled with
    the training pool of a smaller one) × the 6 weight ratios × ``--draws`` measured draws, as a ``TradeoffGrid`` job
-   with ``point_storage = "table"`` reading the chunked cache (``descriptor_caches``), in a subprocess whose memory
-   is sampled (``peak_gb``). The grid's own timings (``output.stage_seconds``) split it into once-per-grid parts
+   with ``point_storage = "table"`` reading the chunked cache (``descriptor_caches``) and the dataset file (opened
+   with its forces and structures left in the file, as the job does), in a subprocess whose memory is sampled
+   (``peak_gb``; also split into anonymous and file-backed resident memory, ``peak_anon_gb`` + ``peak_file_gb``,
+   and the memory before ``grid.run()``). The grid's own timings (``output.stage_seconds``) split it into once-per-grid parts
    (validation and test statistics, leverage scores) and per-draw time; the study's 50 draws (10 at 2Jmax 8) are
    EXTRAPOLATED as once-per-grid + 50 × per-draw, said so in the output. ``vs_limit``: that grid time over 50 × one
    QR pass over a draw's largest subset, timed alone. ``ms_per_point``: bookkeeping (rows, coefficients, files) per
@@ -295,13 +297,15 @@ def study_sizes(n_configs: int) -> list[int]:
     return sorted({max(2, int(round(s * scale))) for s in STUDY_SIZES})
 
 
-def study_dataset(pool_path: Path, n_configs: int):
-    """The pool as a :class:`LadderDataset` (levels 1–6, SYNTHETIC labels), cached next to the pool."""
+def study_dataset(pool_path: Path, n_configs: int, lazy: bool = True):
+    """The pool as a :class:`LadderDataset` (levels 1–6, SYNTHETIC labels), cached next to the pool; ``lazy``: its
+    forces and structures left in the file (``LadderDataset.load(lazy=True)``, as the grid job opens it), so the
+    stages do not hold the whole dataset in the processes whose memory is measured."""
     from pyiron_mlip_tradeoff.dataset import LadderDataset
 
     path = pool_path.parent / f"{pool_path.stem}_n{n_configs}_dataset.h5"
     if path.is_file():
-        return LadderDataset.load(path), path
+        return LadderDataset.load(path, lazy=lazy), path
     pool = StudyPool(pool_path, n_configs)
     structures = pool[0:n_configs]
     energies, forces = pool.labels(np.arange(n_configs))
@@ -311,7 +315,7 @@ def study_dataset(pool_path: Path, n_configs: int):
     tmp = path.with_suffix(f".{os.getpid()}.tmp.h5")
     dataset.save(tmp)
     os.replace(tmp, path)
-    return dataset, path
+    return (LadderDataset.load(path, lazy=True) if lazy else dataset), path
 
 
 def _pyiron_project(folder: Path):
@@ -368,6 +372,7 @@ def grid_stage(args) -> dict:
     cache = ChunkedDescriptorCache(args.desc_cache)
     grid = _grid_job(pr, "study", dataset_path, args.twojmax, study_sizes(args.configs), args.sampling, args.draws,
                      "table", args.desc_cache, args.leverage_sketch)
+    before = _rss_parts(os.getpid())  # interpreter, libraries, pyiron, the dataset opened lazily
     start, cpu = time.perf_counter(), time.process_time()
     grid.run()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -375,7 +380,8 @@ def grid_stage(args) -> dict:
     out = {"points": len(table), "grid_seconds": wall, "grid_cpu": cpu, "store_seconds": float(grid.output.store_seconds),
            "bytes": _folder_bytes(grid._points_dir()) + _folder_bytes(Path(grid.project_hdf5.file_name)),
            "p": int(cache.n_columns), "sizes": study_sizes(args.configs),
-           "chunks_kept_open": cache.n_chunks <= descriptor_cache.KEPT_OPEN_FILES}
+           "chunks_kept_open": cache.n_chunks <= descriptor_cache.KEPT_OPEN_FILES,
+           "rss_before_grid_gb": before[0] / 1024**3, "anon_before_grid_gb": before[1] / 1024**3}
     # the parts as the grid timed them (fitting.run_grid(timings=…)): once per grid (validation and test
     # statistics, leverage scores of the pool) and per draw (the streamed passes); then the limit of the method, one
     # QR pass over each draw's largest subset, timed alone
@@ -618,9 +624,24 @@ def print_chunk_overhead(slurm: dict, n_draws: int) -> None:
           f"{overhead:.1f} s")
 
 
+def _rss_parts(pid: int) -> tuple[int, int, int]:
+    """Resident memory of a process in bytes: (total, anonymous, file-backed) — ``VmRSS``, ``RssAnon`` and
+    ``RssFile`` + ``RssShmem`` of /proc/PID/status (file-backed pages are shared libraries and read or mapped files,
+    which the kernel can drop; anonymous ones are the process's own data)."""
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["RssAnon"], fields["RssFile"] + fields["RssShmem"]
+
+
 def run_measured(cmd: list[str]) -> dict:
     """Run a stage subprocess; its last stdout line is JSON; the peak resident memory of its process tree (sampled
-    every 0.1 s) is added as ``peak_gb``."""
+    every 0.1 s) is added as ``peak_gb``, split into ``peak_anon_gb`` and ``peak_file_gb`` (anonymous and
+    file-backed resident memory at the moment of that peak), with ``peak_anon_max_gb`` the largest anonymous part
+    seen (it may peak at another moment)."""
     import tempfile
 
     import psutil
@@ -628,12 +649,15 @@ def run_measured(cmd: list[str]) -> dict:
     sink = tempfile.TemporaryFile(mode="w+")  # not a pipe: a stage's JSON may be larger than a pipe's buffer
     proc = subprocess.Popen(cmd, stdout=sink, text=True)
     root = psutil.Process(proc.pid)
-    peak = 0
+    peak, peak_parts, anon_max = 0, (0, 0, 0), 0
     while proc.poll() is None:
         try:
-            total = root.memory_info().rss + sum(c.memory_info().rss for c in root.children(recursive=True))
-            peak = max(peak, total)
-        except psutil.Error:
+            parts = [_rss_parts(p.pid) for p in (root, *root.children(recursive=True))]
+            total = tuple(sum(column) for column in zip(*parts, strict=True))
+            if total[0] > peak:
+                peak, peak_parts = total[0], total
+            anon_max = max(anon_max, total[1])
+        except (psutil.Error, OSError, KeyError):
             pass
         time.sleep(0.1)
     proc.wait()
@@ -643,6 +667,8 @@ def run_measured(cmd: list[str]) -> dict:
         sys.exit(f"stage failed: {' '.join(cmd)}")
     result = json.loads(out.strip().splitlines()[-1])
     result["peak_gb"] = peak / 1024**3
+    result["peak_anon_gb"], result["peak_file_gb"] = peak_parts[1] / 1024**3, peak_parts[2] / 1024**3
+    result["peak_anon_max_gb"] = anon_max / 1024**3
     return result
 
 
@@ -779,6 +805,10 @@ def main() -> None:
           f"sizes {sizes[0]}..{sizes[-1]} x 6 weight ratios x {draws} draws = {grid['points']} points in "
           f"{grid['grid_seconds']:.1f} s (TradeoffGrid job, table storage; load average {load_before[0]:.1f} before); "
           f"peak memory {grid['peak_gb']:.3f} GB")
+    print(f"  memory of the grid process: {grid['peak_gb']:.3f} GB at its peak = {grid['peak_anon_gb']:.3f} GB "
+          f"anonymous + {grid['peak_file_gb']:.3f} GB file-backed (largest anonymous part {grid['peak_anon_max_gb']:.3f} "
+          f"GB); before grid.run() (interpreter, libraries, pyiron, the dataset opened with its per-atom arrays left in "
+          f"the file) {grid['rss_before_grid_gb']:.3f} GB, {grid['anon_before_grid_gb']:.3f} GB anonymous")
     print(f"  of which once per grid {fixed:.1f} s (validation+test statistics {grid['sets_seconds']:.1f} s, leverage "
           f"scores {grid['leverage_seconds']:.1f} s, the rest loading the dataset, checking the descriptor cache and "
           f"writing the table; as the grid timed them); per draw {per_draw:.1f} s")
@@ -809,7 +839,7 @@ def main() -> None:
         per_row = largest["fit_seconds"] / largest["rows"]
         predict = float(np.mean([d["predict_seconds"] for d in dense]))
         order = np.asarray(next(iter(sorted(grid["orders"].items())))[1])
-        n_atoms = study_dataset(pool.path, len(pool))[0].n_atoms
+        n_atoms = study_dataset(pool.path, len(pool))[0].n_atoms  # lazily opened: atom counts only
         rows = [int((1 + 3 * n_atoms[order[:s]]).sum()) for s in sizes]
         dense_draw = N_LEVELS * 6 * (sum(rows) * per_row + len(sizes) * predict)
         dense_full = study * dense_draw
@@ -836,6 +866,7 @@ def main() -> None:
             print_chunk_overhead(slurm, args.slurm_draws)
     print(f"points={study * per_draw_points} seconds={desc_seconds + grid_full:.0f} vs_dense={vs_dense:.1f} "
           f"vs_limit={vs_limit_cpu:.2f} vs_limit_wall={vs_limit:.2f} peak_gb={grid['peak_gb']:.3f} "
+          f"peak_anon_gb={grid['peak_anon_gb']:.3f} peak_file_gb={grid['peak_file_gb']:.3f} "
           f"ms_per_point={1e3 * grid['store_seconds'] / grid['points']:.3f} descriptors_vs_fitsnap={ratio:.2f} "
           f"configs={len(pool)} twojmax={args.twojmax} draws_measured={draws} draws_extrapolated={study} "
           f"grid_seconds_measured={grid['grid_seconds']:.1f} descriptor_seconds={desc_seconds:.1f} "

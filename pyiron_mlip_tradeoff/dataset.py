@@ -21,6 +21,13 @@ A stress that a source did not provide for some configurations is NaN there (``s
 configuration has one).
 
 Level labels are integers (``levels``); their DFT settings, when known, are in ``level_settings``.
+
+A dataset opened with ``LadderDataset.load(path, lazy=True)`` keeps what grows with the atoms in the file: ``forces``
+is then an :class:`ArrayInFile` (sliced like an array, each slice read from the file) and ``structures`` a
+:class:`StructuresInFile` (a sequence of ``Atoms`` built when asked for); everything per configuration (energies,
+masks, timings, cells, atom counts, groups) is in memory. Whoever reads labels of many configurations goes through
+:meth:`LadderDataset.iter_config_forces`, which reads them window by window, so memory holds one window and not the
+dataset. Every other use works as well (``np.asarray(dataset.forces)`` reads the whole array).
 Nothing in this module imports pyiron (:func:`store_dataset`/:func:`restore_dataset` take pyiron's HDF object
 by duck typing).
 """
@@ -30,7 +37,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +46,7 @@ from ase import Atoms
 from .precision import PrecisionLevel
 
 __all__ = [
-    "LadderDataset", "DatasetError", "atoms_to_arrays", "arrays_to_atoms", "load_bundled", "BUNDLED_PATH",
+    "LadderDataset", "DatasetError", "ArrayInFile", "StructuresInFile", "atoms_to_arrays", "arrays_to_atoms", "load_bundled", "BUNDLED_PATH",
     "store_dataset", "restore_dataset", "DEFAULT_GROUP",
 ]
 
@@ -104,13 +111,157 @@ def _as_ase(structure) -> Atoms:
     raise TypeError(f"expected an ASE or pyiron structure, got {type(structure).__name__}")
 
 
+#: HDF5 group of a dataset file written by :meth:`LadderDataset.save` (h5io names each entry ``key_<name>``)
+_FILE_GROUP = "ladder_dataset"
+#: the entries that grow with the number of atoms; a lazily loaded dataset reads them slice by slice
+_PER_ATOM_KEYS = ("forces", "positions", "numbers")
+#: configurations per read when labels or structures are streamed from a file
+_WINDOW = 256
+#: atoms between two wanted configurations up to which one read covers both (fewer reads, a little more data)
+_GAP_ATOMS = 256
+
+
+class ArrayInFile:
+    """A numeric array of a dataset file, read slice by slice instead of held in memory.
+
+    ``a[item]`` reads that part (one HDF5 read for slices and increasing index lists; anything else reads the whole
+    array and indexes it in memory); ``np.asarray(a)`` reads all of it; :meth:`read_ranges` reads several ranges
+    along one axis in one opening of the file.
+
+    Args:
+        path: the HDF5 file. node: the dataset's path inside it. shape, dtype: of the stored array.
+    """
+
+    def __init__(self, path: str | os.PathLike, node: str, shape: tuple[int, ...], dtype) -> None:
+        self.path = Path(path)
+        self.node = str(node)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, item) -> np.ndarray:
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            node = f[self.node]
+            try:
+                return np.asarray(node[item])
+            except (TypeError, ValueError):  # an index h5py does not take (unsorted lists, negative steps, ...)
+                return np.asarray(node[()])[item]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        data = self[()]
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]], axis: int = 0) -> list[np.ndarray]:
+        """The parts ``a:b`` along ``axis`` for every ``(a, b)`` of ``ranges``, in one opening of the file."""
+        import h5py
+
+        with h5py.File(self.path, "r") as f:
+            node = f[self.node]
+            lead = (slice(None),) * axis
+            return [np.asarray(node[(*lead, slice(int(a), int(b)))]) for a, b in ranges]
+
+    def __repr__(self) -> str:
+        return f"ArrayInFile({self.path}:{self.node}, shape={self.shape}, dtype={self.dtype})"
+
+
+class StructuresInFile(Sequence):
+    """The structures of a dataset file as a sequence of ASE ``Atoms``, each built from the file when asked for.
+
+    Cells, periodicity and atom counts are in memory; atomic numbers and positions are read per request (an item,
+    a slice in one read, iteration window by window). The ``Atoms`` equal those of :func:`arrays_to_atoms` on the
+    same arrays.
+    """
+
+    def __init__(self, numbers: ArrayInFile, positions: ArrayInFile, cells: np.ndarray, pbc: np.ndarray,
+                 n_atoms: np.ndarray) -> None:
+        self.numbers_in_file = numbers
+        self.positions_in_file = positions
+        self.cells = np.asarray(cells, dtype=float).reshape(-1, 3, 3)
+        self.pbc = np.asarray(pbc, dtype=bool).reshape(-1, 3)
+        self.n_atoms = np.asarray(n_atoms, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.n_atoms)]).astype(np.int64)
+        if len(self.cells) != len(self.n_atoms) or len(self.pbc) != len(self.n_atoms):
+            raise DatasetError(f"{numbers.path}: {len(self.n_atoms)} atom counts, {len(self.cells)} cells, "
+                               f"{len(self.pbc)} pbc rows")
+        if self.offsets[-1] != len(numbers) or len(numbers) != len(positions):
+            raise DatasetError(
+                f"structure arrays disagree in {numbers.path}: n_atoms sums to {self.offsets[-1]}, {len(numbers)} "
+                f"atomic numbers, {len(positions)} positions"
+            )
+
+    def __len__(self) -> int:
+        return len(self.n_atoms)
+
+    def _span(self, a: int, b: int) -> list[Atoms]:
+        """Configurations a..b-1, read in one go."""
+        o = self.offsets
+        numbers = self.numbers_in_file[o[a] : o[b]]
+        positions = self.positions_in_file[o[a] : o[b]]
+        return arrays_to_atoms({"numbers": numbers, "positions": positions, "cells": self.cells[a:b],
+                                "pbc": self.pbc[a:b], "n_atoms": self.n_atoms[a:b]})
+
+    def __getitem__(self, item):
+        if isinstance(item, slice):
+            a, b, step = item.indices(len(self))
+            if step == 1:
+                return self._span(a, max(a, b))
+            return [self[i] for i in range(a, b, step)]
+        if isinstance(item, (bool, np.bool_)) or not isinstance(item, (int, np.integer)):
+            raise TypeError(f"structure indices are integers or slices, got {type(item).__name__}")
+        i = int(item) + (len(self) if item < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(f"structure {item} out of range for {len(self)} configurations")
+        return self._span(i, i + 1)[0]
+
+    def __iter__(self):
+        for a in range(0, len(self), _WINDOW):
+            yield from self._span(a, min(a + _WINDOW, len(self)))
+
+    def all_numbers(self) -> np.ndarray:
+        """(total_atoms,) atomic numbers of all atoms."""
+        return np.asarray(self.numbers_in_file, dtype=np.int64)
+
+    def distinct_numbers(self) -> np.ndarray:
+        """The sorted distinct atomic numbers, read window by window."""
+        o, step = self.offsets, 16 * _WINDOW
+        seen = [np.unique(self.numbers_in_file[o[a] : o[min(a + step, len(self))]]) for a in range(0, len(self), step)]
+        return np.unique(np.concatenate(seen)).astype(np.int64) if seen else np.zeros(0, np.int64)
+
+    def __repr__(self) -> str:
+        return f"StructuresInFile({self.numbers_in_file.path}, {len(self)} configurations)"
+
+
+def _runs(configs: np.ndarray, offsets: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted distinct configurations grouped into runs (first, last) read together: a run continues while the atoms
+    between two wanted configurations are at most :data:`_GAP_ATOMS`."""
+    runs = []
+    start = prev = int(configs[0])
+    for c in configs[1:]:
+        c = int(c)
+        if offsets[c] - offsets[prev + 1] > _GAP_ATOMS:
+            runs.append((start, prev))
+            start = c
+        prev = c
+    runs.append((start, prev))
+    return runs
+
+
 class LadderDataset:
     """Structures and their DFT labels at one or more precision levels.
 
     Args:
-        structures: ASE (or pyiron) structures, n_configs of them.
+        structures: ASE (or pyiron) structures, n_configs of them (or a :class:`StructuresInFile`, kept as it is).
         energy: (n_levels, n_configs) total energies in eV; a 1-D array is taken as one level.
-        forces: (n_levels, total_atoms, 3) forces in eV/Å; a 2-D array is taken as one level.
+        forces: (n_levels, total_atoms, 3) forces in eV/Å; a 2-D array is taken as one level (or an
+            :class:`ArrayInFile`, kept in its file).
         levels: integer labels or :class:`PrecisionLevel` objects, one per level (default 1..n_levels).
         seconds: (n_levels, n_configs) wall seconds per calculation, optional.
         stress: (n_levels, n_configs, 6) Voigt stress in eV/Å³, optional.
@@ -142,17 +293,22 @@ class LadderDataset:
         groups: Sequence[str] | np.ndarray | None = None,
         missing: np.ndarray | None = None,
     ) -> None:
-        self.structures = [_as_ase(s) for s in structures]
+        if isinstance(structures, StructuresInFile):
+            self.structures = structures
+            self.n_atoms = structures.n_atoms.copy()
+        else:
+            self.structures = [_as_ase(s) for s in structures]
+            self.n_atoms = np.array([len(s) for s in self.structures], dtype=np.int64)
         n_configs = len(self.structures)
-        self.n_atoms = np.array([len(s) for s in self.structures], dtype=np.int64)
         if n_configs and self.n_atoms.min() == 0:
             raise DatasetError(f"configuration {int(np.argmin(self.n_atoms))} has no atoms")
         energy = np.asarray(energy, dtype=float)
         if energy.ndim == 1:
             energy = energy[None, :]
-        forces = np.asarray(forces, dtype=float)
-        if forces.ndim == 2:
-            forces = forces[None, :, :]
+        if not isinstance(forces, ArrayInFile):
+            forces = np.asarray(forces, dtype=float)
+            if forces.ndim == 2:
+                forces = forces[None, :, :]
         n_levels = energy.shape[0]
         if levels is None:
             levels = list(range(1, n_levels + 1))
@@ -230,9 +386,7 @@ class LadderDataset:
     def _check_finite(self) -> None:
         if self.n_configs == 0:
             return
-        nonfinite_atoms = (~np.isfinite(self.forces)).any(axis=2).astype(np.int64)  # (n_levels, total_atoms)
-        bad_forces = np.add.reduceat(nonfinite_atoms, self.atom_offsets[:-1], axis=1) > 0
-        bad = (~np.isfinite(self.energy) | bad_forces) & ~self.failed & ~self.missing
+        bad = (~np.isfinite(self.energy) | self._nonfinite_forces()) & ~self.failed & ~self.missing
         if bad.any():
             li, ci = np.argwhere(bad)[0]
             raise DatasetError(
@@ -247,6 +401,18 @@ class LadderDataset:
                 f"{int(faked.sum())} calculation(s) are marked missing but have an energy (first: level "
                 f"{self.levels[li]}, configuration {ci}); a missing calculation holds NaN"
             )
+
+    def _nonfinite_forces(self) -> np.ndarray:
+        """(n_levels, n_configs) bool: configurations with a non-finite force component at that level (read
+        :data:`_WINDOW` · 4 configurations at a time)."""
+        o = self.atom_offsets
+        out = np.zeros((self.n_levels, self.n_configs), dtype=bool)
+        step = 4 * _WINDOW
+        for a in range(0, self.n_configs, step):
+            b = min(a + step, self.n_configs)
+            nonfinite_atoms = (~np.isfinite(self.forces[:, o[a] : o[b], :])).any(axis=2).astype(np.int64)
+            out[:, a:b] = np.add.reduceat(nonfinite_atoms, o[a:b] - o[a], axis=1) > 0
+        return out
 
     # ----------------------------------------------------------------------------------------------------------
     @property
@@ -265,8 +431,10 @@ class LadderDataset:
     @property
     def numbers(self) -> np.ndarray:
         """(total_atoms,) atomic numbers of all atoms, configurations concatenated (aligned with ``forces``)."""
-        if not self.structures:
+        if not len(self.structures):
             return np.zeros(0, dtype=np.int64)
+        if isinstance(self.structures, StructuresInFile):
+            return self.structures.all_numbers()
         return np.concatenate([s.get_atomic_numbers() for s in self.structures]).astype(np.int64)
 
     @property
@@ -274,6 +442,8 @@ class LadderDataset:
         """Chemical symbols present in the structures, ordered by atomic number (any number of elements)."""
         from ase.data import chemical_symbols
 
+        if isinstance(self.structures, StructuresInFile):
+            return tuple(chemical_symbols[z] for z in self.structures.distinct_numbers())
         return tuple(chemical_symbols[z] for z in np.unique(self.numbers))
 
     @property
@@ -300,6 +470,41 @@ class LadderDataset:
         except ValueError:
             raise ValueError(f"level {level} is not in this dataset (levels {list(self.levels)})") from None
 
+    @property
+    def in_file(self) -> bool:
+        """Whether forces and structures stay in the dataset file (``load(path, lazy=True)``)."""
+        return isinstance(self.forces, ArrayInFile)
+
+    def iter_config_forces(self, indices: Sequence[int] | np.ndarray) -> Iterator[np.ndarray]:
+        """Forces (n_levels, N_m, 3) in eV/Å of each of ``indices``, in the order given.
+
+        In memory these are views of ``forces``. A dataset kept in its file reads them :data:`_WINDOW`
+        configurations at a time (nearby ones in one read, see :func:`_runs`), so memory holds one window, whatever
+        the number of configurations; the values are the same.
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        o = self.atom_offsets
+        if not self.in_file:
+            for i in idx:
+                yield self.forces[:, o[i] : o[i + 1], :]
+            return
+        for w in range(0, idx.size, _WINDOW):
+            part = idx[w : w + _WINDOW]
+            runs = _runs(np.unique(part), o)
+            parts = self.forces.read_ranges([(o[a], o[b + 1]) for a, b in runs], axis=1)
+            where = {}
+            for (a, b), block in zip(runs, parts, strict=True):
+                for c in range(a, b + 1):
+                    where[c] = block[:, o[c] - o[a] : o[c + 1] - o[a], :]
+            for i in part:
+                yield where[int(i)]
+
+    def config_cell(self, index: int) -> np.ndarray:
+        """(3, 3) cell vectors in Å of configuration ``index`` (rows a, b, c)."""
+        if isinstance(self.structures, StructuresInFile):
+            return self.structures.cells[index].copy()
+        return self.structures[index].get_cell()[:]
+
     def config_forces(self, level: int, index: int) -> np.ndarray:
         """Forces (N_m × 3, eV/Å) of configuration ``index`` at precision ``level``."""
         o = self.atom_offsets
@@ -311,18 +516,16 @@ class LadderDataset:
         if idx.size and (idx.min() < -self.n_configs or idx.max() >= self.n_configs):
             raise IndexError(f"configuration index out of range for {self.n_configs} configurations")
         idx = idx % max(self.n_configs, 1)
-        o = self.atom_offsets
-        atom_idx = (
-            np.concatenate([np.arange(o[i], o[i + 1]) for i in idx]) if idx.size else np.zeros(0, np.int64)
-        )
 
         def pick(a):
             return None if a is None else a[:, idx]
 
+        forces = (np.concatenate(list(self.iter_config_forces(idx)), axis=1) if idx.size
+                  else np.zeros((self.n_levels, 0, 3)))
         return LadderDataset(
-            [self.structures[i] for i in idx],
+            [self.structures[int(i)] for i in idx],
             self.energy[:, idx],
-            self.forces[:, atom_idx],
+            forces,
             levels=[self.level_settings.get(lv, lv) for lv in self.levels],
             seconds=pick(self.seconds),
             stress=pick(self.stress),
@@ -344,7 +547,7 @@ class LadderDataset:
         return LadderDataset(
             self.structures,
             self.energy[rows],
-            self.forces[rows],
+            np.asarray(self.forces)[rows],
             levels=[self.level_settings.get(self.levels[r], self.levels[r]) for r in rows],
             seconds=pick(self.seconds),
             stress=pick(self.stress),
@@ -387,7 +590,7 @@ class LadderDataset:
         data = {"format_version": FORMAT_VERSION, "levels": np.array(self.levels, dtype=np.int64)}
         data.update(atoms_to_arrays(self.structures))
         data["energy"] = self.energy
-        data["forces"] = self.forces
+        data["forces"] = np.asarray(self.forces)
         data["failed"] = self.failed
         data["missing"] = self.missing
         data["groups"] = json.dumps(self.groups.tolist())
@@ -413,12 +616,17 @@ class LadderDataset:
                 "pyiron_mlip_tradeoff"
             )
         groups = data.get("groups")
+        if isinstance(data["positions"], ArrayInFile):
+            structures = StructuresInFile(data["numbers"], data["positions"], data["cells"], data["pbc"],
+                                          data["n_atoms"])
+        else:
+            structures = arrays_to_atoms(data)
         if groups is not None:
             groups = json.loads(str(groups)) if isinstance(groups, (str, bytes, np.str_)) else list(groups)
         settings = {int(k): PrecisionLevel.from_dict(v) for k, v in json.loads(data.get("level_settings", "{}")).items()}
         levels = [settings.get(int(lv), int(lv)) for lv in np.asarray(data["levels"]).reshape(-1)]
         return cls(
-            arrays_to_atoms(data),
+            structures,
             data["energy"],
             data["forces"],
             levels=levels,
@@ -444,15 +652,24 @@ class LadderDataset:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> LadderDataset:
-        """Read a dataset written by :meth:`save`; :class:`DatasetError` for a corrupt or inconsistent file."""
+    def load(cls, path: str | os.PathLike, lazy: bool = False) -> LadderDataset:
+        """Read a dataset written by :meth:`save`; :class:`DatasetError` for a corrupt or inconsistent file.
+
+        Args:
+            path: the HDF5 file.
+            lazy: keep forces, atomic numbers and positions in the file (see the module docstring): memory then
+                holds a few numbers per configuration, not per atom. Checked as thoroughly as a full load (the
+                forces are read through once, window by window); the values read later are the same.
+        """
         import h5io
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no dataset file at {path}")
         try:
-            data = h5io.read_hdf5(str(path), title="ladder_dataset")
+            data = _read_entries(path) if lazy else h5io.read_hdf5(str(path), title=_FILE_GROUP)
+        except DatasetError:
+            raise
         except Exception as err:  # h5py raises OSError/KeyError/ValueError variants for damaged files
             raise DatasetError(f"cannot read dataset file {path}: {err}") from err
         if not isinstance(data, Mapping):
@@ -522,6 +739,26 @@ class LadderDataset:
             f"levels {list(self.levels)}, {int(self.failed.sum())} failed, {int(self.missing.sum())} missing, "
             f"{len(self.group_names)} group(s))"
         )
+
+
+def _read_entries(path: Path) -> dict:
+    """The entries of a dataset file as :meth:`LadderDataset.from_dict` takes them, the per-atom ones
+    (:data:`_PER_ATOM_KEYS`) as :class:`ArrayInFile`, the others read (each through h5io, as a full load)."""
+    import h5io
+    import h5py
+
+    data = {}
+    with h5py.File(path, "r") as f:
+        group = f.get(_FILE_GROUP)
+        if not isinstance(group, h5py.Group):
+            raise DatasetError(f"{path} does not hold a ladder dataset")
+        for name, node in group.items():
+            key = name[len("key_"):] if name.startswith("key_") else name
+            if key in _PER_ATOM_KEYS and isinstance(node, h5py.Dataset):
+                data[key] = ArrayInFile(path, node.name, node.shape, node.dtype)
+            else:
+                data[key] = h5io.read_hdf5(f, title=node.name)
+    return data
 
 
 def store_dataset(hdf, dataset: LadderDataset, group_name: str = "dataset") -> None:

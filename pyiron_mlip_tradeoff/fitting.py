@@ -645,13 +645,16 @@ def labelled_blocks(
     rows = indices if rows is None else np.asarray(rows, dtype=np.int64)
     atom_offsets = dataset.atom_offsets
     n_levels = dataset.n_levels
-    for i, block in zip(indices, descriptors.iter_blocks(rows), strict=True):
+    # the labels come from dataset.iter_config_forces: views in memory, or read a window at a time from the file of a
+    # dataset loaded with lazy=True (memory then independent of the number of configurations)
+    for i, block, config_forces in zip(indices, descriptors.iter_blocks(rows), dataset.iter_config_forces(indices),
+                                       strict=True):
         n = int(dataset.n_atoms[i])
         if int(block.n_atoms) != n:
             raise ValueError(f"configuration {i}: descriptors have {block.n_atoms} atoms, the dataset {n}")
         a, b = atom_offsets[i], atom_offsets[i + 1]
         energy = dataset.energy[:, i]
-        forces = dataset.forces[:, a:b, :].reshape(n_levels, 3 * n).T
+        forces = config_forces.reshape(n_levels, 3 * n).T
         if offsets is not None:
             energy = energy - offsets.energy[i]
             if offsets.forces is not None:
@@ -667,7 +670,7 @@ def labelled_blocks(
                 if offsets is not None and offsets.stress is not None:
                     stress_targets = stress_targets - offsets.stress[i][:, None]
                 if stress_frame == "lammps":
-                    cell = dataset.structures[i].get_cell()[:]
+                    cell = dataset.config_cell(int(i))
                     rotation = lammps_frame(cell, np.zeros((0, 3)))[2]
                     stress_rows = rotate_voigt(stress_rows, rotation)
                     stress_targets = rotate_voigt(stress_targets, rotation)

@@ -75,7 +75,7 @@ from ..pareto import (
     recommend,
     summarize_repetitions,
 )
-from .base import mark_finished, to_builtin
+from .base import STORED_DATASET, mark_finished, to_builtin
 from .fit import FastStorageJob, QSnapFit, load_dataset
 from .grid_points import read_draw, stored_draws, subset_order, write_draw
 from .queue import ChunkedMaster, QueueChunk, validate_chunk_settings
@@ -128,6 +128,18 @@ def grid_draws(spec: GridSpec) -> list[tuple[int, str, int]]:
             for rep in range(spec.repetitions)]
 
 
+def _grid_dataset(spec: LadderDataset | str | Path | int | None, project=None) -> LadderDataset:
+    """``input.dataset`` as the grid computes with it: a dataset file is opened with ``lazy=True`` (forces and
+    structures stay in the file and each pass reads the configurations it needs, so the grid's memory does not grow
+    with the dataset; the values are the same); anything else (``"bundled"``, a ``PrecisionLadder`` job, an
+    in-memory dataset) as :func:`~pyiron_mlip_tradeoff.jobs.fit.load_dataset` gives it."""
+    value = to_builtin(spec)
+    if (isinstance(value, (str, Path)) and str(value) not in ("bundled", STORED_DATASET) and str(value).strip()
+            and Path(str(value)).is_file()):
+        return LadderDataset.load(value, lazy=True)
+    return load_dataset(spec, project)
+
+
 def _draw_of(key: PointKey) -> tuple[int, str, int]:
     return int(key[6]), str(key[2]), int(key[3])
 
@@ -136,7 +148,9 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
     """Full factorial of training level × subset size × weight ratio × 2Jmax × sampling × repetition.
 
     Input (``job.input``):
-        dataset: LadderDataset file, ``"bundled"``, or a ``PrecisionLadder`` job name/id.
+        dataset: LadderDataset file, ``"bundled"``, or a ``PrecisionLadder`` job name/id. A file is opened with
+            its forces and structures left in it (``LadderDataset.load(lazy=True)``): the grid's memory does not
+            grow with the number of configurations.
         levels: training levels (default: all of the dataset's).
         subset_sizes: training-set sizes (configurations, each ≤ the training pool).
         weight_ratios: w_E / w_F (default the study's 5, 10, 12.25, 50, 150, 300); force_weight: w_F (default 1).
@@ -254,7 +268,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
     def _plan(self, dataset: LadderDataset | None = None) -> tuple[LadderDataset, GridSpec]:
         """The dataset (loaded from ``input.dataset`` unless given) and the validated :class:`GridSpec`."""
         if dataset is None:
-            dataset = load_dataset(self.input.dataset, self.project)
+            dataset = _grid_dataset(self.input.dataset, self.project)
         spec = plan_grid(
             dataset,
             subset_sizes=to_builtin(self.input.subset_sizes),
@@ -691,7 +705,7 @@ class TradeoffGrid(ChunkedMaster, FastStorageJob):
             ``computed`` and ``skipped`` (point job names) and ``store_seconds``.
         """
         clock = self._chunk_timeline = {"compute_chunk": time.time()}
-        data = load_dataset(dataset if dataset is not None else self.input.dataset, self.project)
+        data = _grid_dataset(dataset if dataset is not None else self.input.dataset, self.project)
         clock["dataset_loaded"] = time.time()
         data, spec = self._plan(data)
         clock["planned"] = time.time()
