@@ -497,9 +497,13 @@ class _LammpsCell:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def load(self, atoms: Atoms, label: str = "configuration") -> tuple[np.ndarray, np.ndarray, float]:
+    def load(self, atoms: Atoms, label: str = "configuration",
+             keep_system: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
         """Replace the system by ``atoms``; return the rotation of :func:`lammps_frame` (LAMMPS → ASE frame), the
         atoms' types (1, 2, …) and the cell volume (Å³).
+
+        With ``keep_system`` the system a previous ``load`` built (units, box style, pair style, neighbor settings,
+        computes) stays: only the atoms are deleted and the box is reset before the new atoms are created.
 
         Raises:
             RuntimeError: LAMMPS did not create every atom (``label`` names the structure).
@@ -508,12 +512,16 @@ class _LammpsCell:
         types = np.array([self.type_of[symbol] for symbol in atoms.get_chemical_symbols()], dtype=np.int64)
         lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
         (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-        lmp.command("clear")
-        lmp.commands_string(
-            "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
-            f"region cell prism 0 {_num(ax)} 0 {_num(by)} 0 {_num(cz)} {_num(bx)} {_num(cx)} {_num(cy)} units box\n"
-            f"create_box {len(self.elements)} cell\n"
-        )
+        if keep_system:
+            lmp.command("delete_atoms group all")
+            lmp.reset_box([0.0, 0.0, 0.0], [ax, by, cz], bx, cy, cx)  # xy, yz, xz
+        else:
+            lmp.command("clear")
+            lmp.commands_string(
+                "units metal\natom_style atomic\natom_modify map array sort 0 0.0\nboundary p p p\n"
+                f"region cell prism 0 {_num(ax)} 0 {_num(by)} 0 {_num(cz)} {_num(bx)} {_num(cx)} {_num(cy)} "
+                f"units box\ncreate_box {len(self.elements)} cell\n"
+            )
         created = lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
         if created != n or lmp.get_natoms() != n:
             raise RuntimeError(f"{label}: LAMMPS created {lmp.get_natoms()} of {n} atoms")
@@ -543,46 +551,33 @@ class _SnapEngine(_LammpsCell):
             + f" rmin0 {_num(s['rmin0'])} {flags}{chem}"
         )
 
-    #: atoms in the system set up by the previous configuration (None: nothing set up, start from ``clear``)
-    _n_loaded: int | None = None
+    #: whether the previous configuration left a system set up (False: the next one starts from ``clear``)
+    _system_ready: bool = False
 
     def _set_up(self, index: int, atoms: Atoms) -> tuple[np.ndarray, np.ndarray, float]:
         """Put ``atoms`` into LAMMPS with ``compute snap`` defined, ready for ``run 0``.
 
         The first configuration builds everything from ``clear``; later ones keep the system (units, pair style,
-        neighbor settings) and only replace the atoms and the box, which saves rebuilding them per configuration.
-        ``compute snap`` is defined afresh each time (kept, it crashes LAMMPS 2025 once the atoms' ghost images
-        change). The rows are the same bit for bit either way (``tests/test_descriptors.py``).
+        neighbor settings) and only replace the atoms and the box (``load(keep_system=True)``), which saves
+        rebuilding them per configuration. ``compute snap`` is defined afresh each time (kept, it crashes LAMMPS
+        2025 once the atoms' ghost images change). The rows are the same bit for bit either way
+        (``tests/test_descriptors.py``).
         """
-        lmp, n = self.lmp, len(atoms)
+        lmp = self.lmp
         label = f"configuration {index}"
-        if self._n_loaded is None:
-            loaded = self.load(atoms, label)
+        loaded = self.load(atoms, label, keep_system=self._system_ready)
+        if not self._system_ready:
             # the ghost shell only needs to reach the SNAP cutoff; LAMMPS replicates images for cells smaller than it
             lmp.commands_string(
                 f"mass * 1.0\npair_style zero {_num(self.cutoff + 0.01)}\npair_coeff * *\n"
                 f"neighbor 0.0 bin\nneigh_modify one 10000 page 100000\n{self.compute_command}\n"
             )
         else:
-            loaded = self._replace_atoms(atoms, label)
             # compute snap adds a pressure compute "snap_press" at every init and refuses to add it twice
             press = "uncompute snap_press\n" if lmp.has_id("compute", "snap_press") else ""
             lmp.commands_string(f"uncompute snap\n{press}{self.compute_command}\n")
-        self._n_loaded = n
+        self._system_ready = True
         return loaded
-
-    def _replace_atoms(self, atoms: Atoms, label: str) -> tuple[np.ndarray, np.ndarray, float]:
-        """:meth:`load` into the existing system: the atoms deleted, the box reset, the new atoms created."""
-        lmp, n = self.lmp, len(atoms)
-        types = np.array([self.type_of[symbol] for symbol in atoms.get_chemical_symbols()], dtype=np.int64)
-        lower, positions, rotation = lammps_frame(atoms.get_cell(), atoms.get_positions())
-        (ax, _, _), (bx, by, _), (cx, cy, cz) = lower
-        lmp.command("delete_atoms group all")
-        lmp.reset_box([0.0, 0.0, 0.0], [ax, by, cz], bx, cy, cx)  # xy, yz, xz
-        created = lmp.create_atoms(n, list(range(1, n + 1)), types.tolist(), positions.ravel().tolist())
-        if created != n or lmp.get_natoms() != n:
-            raise RuntimeError(f"{label}: LAMMPS created {lmp.get_natoms()} of {n} atoms")
-        return rotation, types, float(abs(np.linalg.det(lower)))
 
     def compute(self, index: int, atoms: Atoms) -> DescriptorBlock:
         lmp = self.lmp
@@ -593,7 +588,7 @@ class _SnapEngine(_LammpsCell):
             lmp.command("run 0 post no")
             snap = np.array(lmp.numpy.extract_compute("snap", 0, 2), dtype=float)  # global array
         except BaseException:
-            self._n_loaded = None  # the next configuration starts from "clear"
+            self._system_ready = False  # the next configuration starts from "clear"
             raise
         width = n_el * self.n_snap
         expected = (1 + 3 * n + 6, width + 1)
