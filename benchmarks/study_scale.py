@@ -797,7 +797,11 @@ def main() -> None:
     per_draw_cpu = (stages["points_cpu"] - stages["sets_cpu"] - stages.get("leverage_cpu", 0.0)
                     - stages.get("descriptors_cpu", 0.0)) / draws
     fixed_cpu = grid["grid_cpu"] - draws * per_draw_cpu
-    vs_limit_cpu = (fixed_cpu + study * per_draw_cpu) / (study * float(np.mean(grid["limit_cpu"])))
+    limit_cpu = float(np.mean(grid["limit_cpu"]))
+    vs_limit_cpu = (fixed_cpu + study * per_draw_cpu) / (study * limit_cpu)
+    # what the once-per-grid parts alone allow: the ratio if every draw took exactly the limit pass
+    vs_limit_floor = (fixed_cpu + study * limit_cpu) / (study * limit_cpu)
+    vs_limit_50 = (fixed_cpu + STUDY_DRAWS * per_draw_cpu) / (STUDY_DRAWS * limit_cpu)
     leverage = "exact" if args.leverage_sketch is None else f"sketch{args.leverage_sketch}"
     how = "exact" if args.leverage_sketch is None else f"SKETCHED ({args.leverage_sketch} columns, approximate)"
     print(f"grid (2Jmax {args.twojmax}, p={grid['p']}, {args.sampling} sampling, {how} leverage scores): "
@@ -818,8 +822,13 @@ def main() -> None:
           f"{', '.join(f'{t:.1f}' for t in grid['limit_seconds'])} s; grid / sum = "
           f"{grid['grid_seconds'] / sum(grid['limit_seconds']):.2f}x measured")
     vs_limit = grid_full / (study * limit)
-    print(f"  in CPU seconds of the grid process: once per grid {fixed_cpu:.1f} s, per draw {per_draw_cpu:.1f} s, "
-          f"limit {', '.join(f'{t:.1f}' for t in grid['limit_cpu'])} s")
+    print(f"  in CPU seconds of the grid process: once per grid {fixed_cpu:.1f} s (validation+test statistics "
+          f"{stages.get('sets_cpu', 0.0):.1f} s, leverage scores {stages.get('leverage_cpu', 0.0):.1f} s), per draw "
+          f"{per_draw_cpu:.1f} s = {per_draw_cpu / limit_cpu:.3f}x the limit, limit "
+          f"{', '.join(f'{t:.1f}' for t in grid['limit_cpu'])} s")
+    print(f"  the once-per-grid parts alone set a floor: with every draw at exactly the limit, {study} draws would be "
+          f"{vs_limit_floor:.2f}x the limit (CPU); at {STUDY_DRAWS} draws the measured grid would be "
+          f"{vs_limit_50:.2f}x")
     print(f"EXTRAPOLATED to the study's {study} draws ({study * per_draw_points} points) from the {draws} measured: "
           f"grid {grid_full:.0f} s (once-per-grid parts + {study} x the measured per-draw time), "
           f"{vs_limit:.2f}x the limit in wall seconds, {vs_limit_cpu:.2f}x in CPU seconds; end to end with the "
@@ -865,7 +874,8 @@ def main() -> None:
                   f"{slurm_load:.1f} before{'; the machine was LOADED' if slurm_load > 1.0 else ''})")
             print_chunk_overhead(slurm, args.slurm_draws)
     print(f"points={study * per_draw_points} seconds={desc_seconds + grid_full:.0f} vs_dense={vs_dense:.1f} "
-          f"vs_limit={vs_limit_cpu:.2f} vs_limit_wall={vs_limit:.2f} peak_gb={grid['peak_gb']:.3f} "
+          f"vs_limit={vs_limit_cpu:.2f} vs_limit_wall={vs_limit:.2f} vs_limit_per_draw={per_draw_cpu / limit_cpu:.3f} "
+          f"vs_limit_floor={vs_limit_floor:.2f} peak_gb={grid['peak_gb']:.3f} "
           f"peak_anon_gb={grid['peak_anon_gb']:.3f} peak_file_gb={grid['peak_file_gb']:.3f} "
           f"ms_per_point={1e3 * grid['store_seconds'] / grid['points']:.3f} descriptors_vs_fitsnap={ratio:.2f} "
           f"configs={len(pool)} twojmax={args.twojmax} draws_measured={draws} draws_extrapolated={study} "

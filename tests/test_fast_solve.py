@@ -101,9 +101,9 @@ def _duplicated_column(blocks, column: int = 3):
             for b in blocks]
 
 
-def test_rank_deficient_system_falls_back_to_the_svd_route_unchanged(data):
-    """A duplicated column: the SVD route, with exactly the numbers of the route of before (gelsd on the stacked
-    weighted factors), the minimum-norm solution of numpy's lstsq and rank p − 1."""
+def test_rank_deficient_system_falls_back_to_the_svd_route(data):
+    """A duplicated column: the SVD route (gelsd on the combined triangular factor), with the singular values and
+    rank of gelsd on the stacked weighted factors and the minimum-norm solution of numpy's lstsq."""
     blocks = _duplicated_column(data[:40])
     stats = statistics_from_blocks(blocks, levels=LEVELS)
     block = concatenate_blocks(blocks)
@@ -115,8 +115,8 @@ def test_rank_deficient_system_falls_back_to_the_svd_route_unchanged(data):
         for j, level in enumerate(LEVELS):
             f = fits[level]
             assert f.solver == "svd" and f.rank == rank == P
-            assert np.array_equal(f.coefficients, beta[:, j])
-            assert np.array_equal(f.singular_values, s)
+            assert rel(f.coefficients, beta[:, j]) < 1e-10
+            assert np.abs(f.singular_values - s).max() < 1e-13 * s[0]
             assert rel(f.coefficients, dense_fit(block, j, *weights)) < 1e-8
 
 
