@@ -143,7 +143,7 @@ def main() -> None:
     speedup = sum(m["svd"] for m in results) / sum(m["ours"] for m in results)
     routes = [r for m in results for r in m["routes"]]
     print(f"solve_ms={mean_ms('ours'):.2f} svd_route_ms={mean_ms('svd'):.2f} speedup={speedup:.2f} "
-          f"triangular={routes.count('triangular')}/{len(routes)} "
+          f"triangular={routes.count('triangular')}/{len(routes)} deflated={routes.count('deflated')}/{len(routes)} "
           f"max_rel_coefficient_diff={max(m['worst_beta'] for m in results):.1e} "
           f"max_rel_residual_diff={max(m['worst_res'] for m in results):.1e} tpqrt_ms={mean_ms('tpqrt'):.2f} "
           f"svdvals_ms={mean_ms('svdvals'):.2f} shared_svd_ms={mean_ms('shared'):.2f} "

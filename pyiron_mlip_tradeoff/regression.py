@@ -52,6 +52,10 @@ solution (``LinearFit.solver`` says which was taken):
   triangular-pentagonal QR (``?tpqrt``); when ‖R‖_F ‖R⁻¹‖_F — an upper bound of the condition number — shows every
   singular value at least twice the cut-off, nothing would be dropped and β follows by back-substitution
   (4.7× and 7.1× faster than the SVD route at p = 120 and 496, ``benchmarks/fast_solve.py``);
+* **deflated**: when the triangular test fails because exactly one singular value — provably the only one, and
+  provably below the cut-off — would be dropped (on the study pool at 2Jmax 8: the large subsets with large energy
+  weights, along the constant column), the smallest singular pair from a few power-iteration steps with R⁻¹ and
+  back-substitution with that direction deflated: the truncated-SVD solution, rank p − 1 (``_deflated_solve``);
 * **svd**: otherwise, LAPACK's SVD-based least squares (``gelsd``, as ``numpy.linalg.lstsq``) on that combined
   p × p factor and its p rows of z (the same least-squares problem, with the stacked system's singular values),
   dropping the singular values below the cut-off; with ridge, the SVD of the stacked system.
@@ -1012,7 +1016,9 @@ class LinearFit:
         stress_weight: w_V (0: stress rows not used).
         group_weights: ``((group, (g_E, g_F, g_V)), …)`` of a fit from :class:`GroupedStatistics`, else None.
         solver: how the fit was solved (see ``_fit_pairs``): ``"triangular"`` (the combined triangular factor was
-            safely well-conditioned against the cut-off, so nothing would be dropped: back-substitution), ``"svd"``
+            safely well-conditioned against the cut-off, so nothing would be dropped: back-substitution),
+            ``"deflated"`` (exactly one singular value provably below the cut-off: back-substitution with its
+            direction deflated), ``"svd"``
             (truncated-SVD least squares, ``gelsd``) or ``"ridge"``.
     """
 
@@ -1142,11 +1148,83 @@ def _triangular_solve(
     inverse, info = scipy.linalg.lapack.dtrtri(r, lower=0)  # (the zeros below the diagonal stay zeros)
     if info != 0:  # an exactly zero diagonal entry: singular
         return None, top
-    kappa = float(scipy.linalg.norm(r, check_finite=False) * scipy.linalg.norm(inverse, check_finite=False))
-    if not np.isfinite(kappa) or kappa * TRIANGULAR_SAFETY * cut > 1.0:
+    r_norm = float(scipy.linalg.norm(r, check_finite=False))
+    inverse_norm = float(scipy.linalg.norm(inverse, check_finite=False))
+    kappa = r_norm * inverse_norm
+    if not np.isfinite(kappa):
         return None, top
+    if kappa * TRIANGULAR_SAFETY * cut > 1.0:
+        beta = _deflated_solve(r, inverse, top[:p, p:], r_norm, inverse_norm, used_rcond, cut)
+        return (None if beta is None else (beta, _TriangularSingularValues(r), p - 1, used_rcond)), top
     beta = scipy.linalg.solve_triangular(r, top[:p, p:], check_finite=False)
     return (beta, _TriangularSingularValues(r), p, used_rcond), top
+
+
+#: power-iteration steps allowed for the smallest singular pair of the deflated route (``_deflated_solve``), and
+#: the change of the unit vector v₁ between two steps at which it counts as converged
+DEFLATION_STEPS = 12
+DEFLATION_TOLERANCE = 1e-11
+#: power-iteration steps for the lower bound of σ_max of the deflated route
+SIGMA_MAX_STEPS = 8
+
+
+def _deflated_solve(
+    r: np.ndarray, inverse: np.ndarray, z: np.ndarray, r_norm: float, inverse_norm: float, rcond: float, cut: float
+) -> np.ndarray | None:
+    """The truncated-SVD solution of ``R β ≈ z`` when provably exactly one singular value, the smallest, falls below
+    the cut-off and every other one stays well above it; None otherwise (the caller then takes the SVD route).
+
+    On the study pool at 2Jmax 8 the large subsets with large energy weights have one such direction (mostly the
+    constant column, which only the energy rows carry), so ``gelsd`` would drop exactly it. With R = U S Vᵀ the
+    smallest pair (σ₁, u₁, v₁) follows by power iteration on R⁻¹R⁻ᵀ = V S⁻² Vᵀ with the inverse already at hand
+    (O(p²) per step; the ratio (σ₁/σ₂)² per step), u₁ ∝ R⁻ᵀ v₁. Then
+    ``β = (I − v₁v₁ᵀ) R⁻¹ (z − u₁u₁ᵀz) = Σ_{i≥2} vᵢ uᵢᵀz / σᵢ``, the truncated-SVD solution, by one back-substitution
+    of a right-hand side without its u₁ part (the projection removes what rounding puts back along v₁).
+
+    Taken only when both are certain: σ₁ + δ ≤ rcond · (σ_lo − δ), where σ_lo = ‖R x‖ after a few power-iteration
+    steps x ← RᵀR x is a lower bound of σ_max and δ = p · eps · ‖R‖_F bounds how far rounding moves any singular value
+    computed by a backward-stable method, gelsd's included (so gelsd drops σ₁); and σ₂ ≥ TRIANGULAR_SAFETY · cut ·
+    ‖R‖_F, with σ₂⁻² ≤ Σ_{i≥2} σᵢ⁻² = ‖(I − v₁v₁ᵀ) R⁻¹‖_F² (so gelsd keeps every other value: the triangular
+    route's own test on the rest of the spectrum), that norm enlarged by 4 √p eps ‖R‖_F ‖R⁻¹‖_F for the error of the
+    computed inverse outside v₁ (and the route refused where that exceeds 0.1).
+    """
+    p = r.shape[0]
+    if p < 2 or rcond <= 0:
+        return None
+    upper_triangle = np.triu(r)
+    x = upper_triangle[:, int(np.argmax(np.einsum("ij,ij->j", upper_triangle, upper_triangle)))].copy()
+    for _ in range(SIGMA_MAX_STEPS):  # power iteration on RᵀR: ‖R x‖ / ‖x‖ ≤ σ_max for every x
+        x = upper_triangle.T @ (upper_triangle @ x)
+        x /= np.linalg.norm(x)
+    lower = float(np.linalg.norm(upper_triangle @ x))
+    rounding_sigma = p * np.finfo(float).eps * r_norm  # how far rounding may move any computed singular value
+    v = inverse[:, int(np.argmax(np.einsum("ij,ij->j", inverse, inverse)))].copy()  # ≈ v₁ (R⁻¹ ≈ v₁u₁ᵀ/σ₁)
+    v /= np.linalg.norm(v)
+    for _ in range(DEFLATION_STEPS):
+        new = inverse @ (inverse.T @ v)  # R⁻¹R⁻ᵀ v
+        new /= np.linalg.norm(new)
+        converged = np.linalg.norm(new - v) <= DEFLATION_TOLERANCE
+        v = new
+        if converged:
+            break
+    else:
+        return None
+    w = inverse.T @ v  # R⁻ᵀ v₁ = u₁ / σ₁
+    sigma_1 = 1.0 / float(np.linalg.norm(w))
+    if sigma_1 + rounding_sigma > rcond * (lower - rounding_sigma):
+        return None
+    # Σ_{i≥2} σᵢ⁻² = ‖(I − v₁v₁ᵀ) R⁻¹‖_F², formed entry by entry (not as a difference of two squared norms, which
+    # cancels); the computed inverse's error outside v₁ is about eps · κ relative, allowed for with a margin
+    relative_error = 4.0 * np.sqrt(p) * np.finfo(float).eps * r_norm * inverse_norm
+    if relative_error >= 0.1:
+        return None
+    rest = inverse - np.outer(v, v @ inverse)
+    sigma_2 = 1.0 / np.sqrt(float(np.einsum("ij,ij->", rest, rest)) * (1.0 + relative_error))  # ≤ σ₂
+    if sigma_2 < TRIANGULAR_SAFETY * cut * r_norm:
+        return None
+    u = w / np.linalg.norm(w)
+    beta = scipy.linalg.solve_triangular(r, z - np.outer(u, u @ z), check_finite=False)
+    return beta - np.outer(v, v @ beta)
 
 
 def _weighted_system(
@@ -1193,9 +1271,9 @@ def _check_fit_input(stats, energy_weight, force_weight, stress_weight, rcond, r
     return (we, wf, wv), rcond, ridge
 
 
-def _fits(stats, weights, beta, s, rank, rcond, ridge, triangular: bool = False) -> dict[Hashable, LinearFit]:
+def _fits(stats, weights, beta, s, rank, rcond, ridge, solver: str | None = None) -> dict[Hashable, LinearFit]:
     we, wf, wv = weights
-    solver = "triangular" if triangular else "svd" if ridge is None else "ridge"
+    solver = solver or ("svd" if ridge is None else "ridge")
     return {lv: LinearFit(beta[:, i].copy(), lv, we, wf, rank, s, rcond, ridge, wv, None, solver)
             for i, lv in enumerate(stats.levels)}
 
@@ -1209,7 +1287,8 @@ def _fit_pairs(
     This is the one place a fit is solved. Only parts of positive weight enter the system. Stacked system with
     m ≥ p rows, per weight: first the triangular route (``_triangular_solve``: the parts' factors combined by a
     triangular-pentagonal QR, then back-substitution) when the combined factor is provably well-conditioned with
-    respect to the cut-off, so the truncated SVD would drop nothing; otherwise one ``gelsd`` solve of that combined
+    respect to the cut-off, so the truncated SVD would drop nothing; when it would provably drop exactly the smallest
+    singular value, the same with that direction deflated (``_deflated_solve``); otherwise one ``gelsd`` solve of that combined
     factor (p rows instead of the stacked system's up to 2p + 1; ``benchmarks/fast_solve.py --twojmax 8``: 313 ms
     per solve against 683 ms for ``gelsd`` on the stacked system at 999 configurations, three of six weight ratios
     on this route, weighted residual norms equal to 3.7e-14); with ridge, the SVD of the stacked system. Measured
@@ -1248,7 +1327,7 @@ def _fit_pairs(
                 if rd is None:
                     solved, top = _triangular_solve(stats, w, n_full, rc)
                     if solved is not None:
-                        out[i] = _fits(stats, w, *solved, rd, triangular=True)
+                        out[i] = _fits(stats, w, *solved, rd, "triangular" if solved[2] == p else "deflated")
                         continue
                     # the truncated SVD of the combined factor: the same least-squares problem, p rows
                     a, b = np.asfortranarray(top[:p, :p]), np.asfortranarray(top[:p, p:])

@@ -1,8 +1,9 @@
 """The triangular route of the weighted fits (``regression._triangular_solve``) against dense SVD least squares.
 
 A fit whose combined triangular factor is provably well-conditioned against the cut-off is solved by
-back-substitution (``LinearFit.solver == "triangular"``); every other one takes the truncated-SVD route of before
-(``"svd"``), or ridge. Every test asserts which route was taken, so none passes by taking the other one.
+back-substitution (``LinearFit.solver == "triangular"``); one whose smallest singular value is provably the only one
+below the cut-off by back-substitution with that direction deflated (``"deflated"``); every other one takes the
+truncated-SVD route (``"svd"``), or ridge. Every test asserts which route was taken, so none passes by taking the other one.
 """
 
 from __future__ import annotations
@@ -144,6 +145,50 @@ def test_route_follows_the_stated_bound(data):
         if f.solver == "triangular":
             assert rel(f.coefficients, dense_fit(block, 0, *weights)) < 1e-6
     assert ("triangular", True) in routes and ("svd", True) in routes and ("svd", False) in routes
+
+
+def _one_weak_column(data, scale: float) -> list[ConfigurationBlock]:
+    factor = np.r_[scale, np.ones(P - 1)]
+    return [ConfigurationBlock(b.energy_rows * factor, b.energy_targets, b.force_rows * factor, b.force_targets)
+            for b in data[:30]]
+
+
+@pytest.mark.parametrize("ratio", [12.25, 300.0])
+def test_one_dropped_singular_value_takes_the_deflated_route(data, ratio):
+    """One column scaled down so that exactly one singular value lies below the cut-off (well clear of it) and all
+    others far above: the deflated route, rank p − 1, equal to numpy's truncated-SVD lstsq with the same rcond."""
+    rcond = 1e-8
+    blocks = _one_weak_column(data, 1e-10)
+    block = concatenate_blocks(blocks)
+    weights = (ratio, 1.0, 0.0)
+    a = _dense_matrix(block, weights)
+    s = np.linalg.svd(a, compute_uv=False)
+    assert s[-1] < 0.5 * rcond * s[0] and s[-2] > 10 * rcond * s[0]  # the set-up the test is about
+    fits = fit_all_levels(statistics_from_blocks(blocks, levels=LEVELS), *weights, rcond=rcond)
+    for j, level in enumerate(LEVELS):
+        f = fits[level]
+        assert f.solver == "deflated" and f.rank == P - 1 and f.rcond == rcond
+        beta_ref = dense_fit(block, j, *weights, rcond=rcond)
+        assert rel(f.coefficients, beta_ref) < 1e-8
+        assert rel(a @ f.coefficients, a @ beta_ref) < 1e-10
+        np.testing.assert_allclose(f.singular_values, s, rtol=1e-6, atol=1e-12 * s[0])
+
+
+def test_deflated_route_is_refused_near_the_cutoff_and_for_two_weak_columns(data):
+    """The smallest singular value within rounding reach of the cut-off, or two below it: the SVD route."""
+    blocks = _one_weak_column(data, 1.0)
+    block = concatenate_blocks(blocks)
+    s = np.linalg.svd(_dense_matrix(block, (12.25, 1.0, 0.0)), compute_uv=False)
+    at_cut = fit_all_levels(statistics_from_blocks(blocks, levels=LEVELS), 12.25, 1.0,
+                            rcond=s[-1] / s[0] * (1 + 1e-14))[LEVELS[0]]
+    assert at_cut.solver == "svd"
+    factor = np.r_[1e-10, 1e-10 * 3.0, np.ones(P - 2)]
+    two = [ConfigurationBlock(b.energy_rows * factor, b.energy_targets, b.force_rows * factor, b.force_targets)
+           for b in data[:30]]
+    both = fit_all_levels(statistics_from_blocks(two, levels=LEVELS), 12.25, 1.0, rcond=1e-8)
+    for j, level in enumerate(LEVELS):
+        assert both[level].solver == "svd" and both[level].rank == P - 2
+        assert rel(both[level].coefficients, dense_fit(concatenate_blocks(two), j, 12.25, 1.0, rcond=1e-8)) < 1e-8
 
 
 def test_given_cutoff_is_respected(data):
