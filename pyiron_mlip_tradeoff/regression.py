@@ -1287,12 +1287,13 @@ def _fit_pairs(
     This is the one place a fit is solved. Only parts of positive weight enter the system. Stacked system with
     m ≥ p rows, per weight: first the triangular route (``_triangular_solve``: the parts' factors combined by a
     triangular-pentagonal QR, then back-substitution) when the combined factor is provably well-conditioned with
-    respect to the cut-off, so the truncated SVD would drop nothing; when it would provably drop exactly the smallest
-    singular value, the same with that direction deflated (``_deflated_solve``); otherwise one ``gelsd`` solve of that combined
-    factor (p rows instead of the stacked system's up to 2p + 1; ``benchmarks/fast_solve.py --twojmax 8``: 313 ms
-    per solve against 683 ms for ``gelsd`` on the stacked system at 999 configurations, three of six weight ratios
-    on this route, weighted residual norms equal to 3.7e-14); with ridge, the SVD of the stacked system. Measured
-    on the study-sized benchmark
+    respect to the cut-off, so the truncated SVD would drop nothing; when it would provably drop exactly the
+    smallest singular value, the same with that direction deflated (``_deflated_solve``); otherwise one ``gelsd``
+    solve of that combined factor (p rows instead of the stacked system's up to 2p + 1); with ridge, the SVD of the
+    stacked system. ``benchmarks/fast_solve.py --twojmax 8`` at 999 configurations: 195 ms per solve against 722 ms
+    for ``gelsd`` on the stacked system (routes triangular ×3, deflated ×2, svd ×1; weighted residual norms equal
+    to 3.7e-14; 313 ms with the SVD route for all three that are not triangular). Measured on the study-sized
+    benchmark
     pool at 2,000 configurations (``benchmarks/fast_solve.py``, the six weight ratios of the study): 3.7 ms per
     solve against 26.1 ms for ``gelsd`` at p = 496 (all triangular), 0.25 against 1.18 ms at p = 120; at p = 1,596
     some large subsets with large energy weights do drop singular values and take ``gelsd`` (141 against 533 ms per
