@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -166,14 +167,29 @@ def _slurm_id_of(env: dict, chunk_job: str) -> tuple[int, str] | None:
     return None
 
 
-def _wait_until(condition, proc: subprocess.Popen, timeout: float, what: str) -> None:
+def _wait_until(condition, proc: subprocess.Popen, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
             raise AssertionError(f"the driver ended before {what}:\n{proc.stdout.read()[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
+
+
+def _python_pids_of_job(env: dict, job_id: int) -> list[int]:
+    """PIDs of the Python processes of a running SLURM job on this node (``scontrol listpids``)."""
+    out = subprocess.run(["scontrol", "listpids", str(job_id)], env=env, capture_output=True, text=True).stdout
+    pids = []
+    for line in out.splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0].isdigit():
+            try:
+                if b"python" in Path(f"/proc/{fields[0]}/cmdline").read_bytes():
+                    pids.append(int(fields[0]))
+            except OSError:
+                continue
+    return pids
 
 
 def _chunk_events(report: dict, event: str, chunk: int | None = None) -> list[dict]:
@@ -579,7 +595,22 @@ def test_killed_table_chunk_is_resubmitted_and_computes_only_its_missing_draws(p
     def first_written() -> bool:
         return points.is_dir() and any((points / f).exists() for f in mine)
 
-    _wait_until(first_written, proc, 180, "chunk 0 wrote its first draw")
+    # a draw of this small grid takes milliseconds, less than scancel needs to arrive: chunk 0's Python process is
+    # stopped (SIGSTOP) the moment its first draw file appears (written by an atomic rename, so complete), then
+    # cancelled — so it is cancelled mid-run, not after its last draw
+    pids: list[int] = []
+
+    def python_started() -> bool:
+        pids[:] = _python_pids_of_job(pg_env, killed)
+        return bool(pids)
+
+    _wait_until(python_started, proc, 180, "chunk 0's Python process started")
+    _wait_until(first_written, proc, 180, "chunk 0 wrote its first draw", interval=0.0005)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
     subprocess.run(["scancel", str(killed)], env=pg_env, check=True)
     _wait_until(lambda: killed not in [i for i, _, _ in _squeue(pg_env)], proc, 60, "chunk 0 left the queue")
     before = {f: (points / f).stat().st_mtime_ns for f in mine if (points / f).exists()}
