@@ -1124,8 +1124,9 @@ def _triangular_solve(
     stats: LinearStatistics, weights: Sequence[float], n_rows_full: int, rcond: float | None
 ) -> tuple[tuple[np.ndarray, _TriangularSingularValues, int, float] | None, np.ndarray]:
     """The least-squares solution by back-substitution on the combined triangular factor, when that is provably
-    what the truncated SVD would give, else None (the caller then takes the SVD route); and the combined factor
-    itself, which that route solves.
+    what the truncated SVD would give — nothing dropped, or exactly the smallest singular value dropped
+    (:func:`_deflated_solve`) — else None (the caller then takes the SVD route); and the combined factor itself,
+    which that route solves.
 
     With R the combined p × p factor (:func:`_combined_factor`), κ_F = ‖R‖_F ‖R⁻¹‖_F is an upper bound of the
     condition number σ_max / σ_min (‖R‖_F ≥ σ_max and ‖R⁻¹‖_F = (Σ σᵢ⁻²)^½ ≥ 1 / σ_min; on the study pool within
@@ -1137,7 +1138,7 @@ def _triangular_solve(
     R⁻¹ (LAPACK ``?trtri``, (1/3) p³) is only used for the bound; β comes from ``?trtrs`` (backward stable).
 
     Returns:
-        ``((β (p, n_levels), lazy singular values, rank p, rcond used) or None, combined k × k factor)``.
+        ``((β (p, n_levels), lazy singular values, rank p or p − 1, rcond used) or None, combined k × k factor)``.
     """
     p = stats.n_params
     default = default_rcond(n_rows_full, p)
@@ -1191,12 +1192,11 @@ def _deflated_solve(
     p = r.shape[0]
     if p < 2 or rcond <= 0:
         return None
-    upper_triangle = np.triu(r)
-    x = upper_triangle[:, int(np.argmax(np.einsum("ij,ij->j", upper_triangle, upper_triangle)))].copy()
+    x = r[:, int(np.argmax(np.einsum("ij,ij->j", r, r)))].copy()  # (r is upper triangular, zeros below)
     for _ in range(SIGMA_MAX_STEPS):  # power iteration on RᵀR: ‖R x‖ / ‖x‖ ≤ σ_max for every x
-        x = upper_triangle.T @ (upper_triangle @ x)
+        x = r.T @ (r @ x)
         x /= np.linalg.norm(x)
-    lower = float(np.linalg.norm(upper_triangle @ x))
+    lower = float(np.linalg.norm(r @ x))
     rounding_sigma = p * np.finfo(float).eps * r_norm  # how far rounding may move any computed singular value
     v = inverse[:, int(np.argmax(np.einsum("ij,ij->j", inverse, inverse)))].copy()  # ≈ v₁ (R⁻¹ ≈ v₁u₁ᵀ/σ₁)
     v /= np.linalg.norm(v)
